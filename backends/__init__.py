@@ -1,0 +1,1 @@
+"""Protocol backends (installed as `tui_mail.backends`). No Textual here."""

@@ -1,0 +1,143 @@
+"""The backend interface: small ABCs for the two roles an account composes.
+
+A backend knows its protocol and nothing else: it never touches a widget,
+never writes the store itself (the sync engine does), and says what it can
+do through `capabilities` so callers never test its type.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+from tui_mail.core.capabilities import Capabilities, Capability
+from tui_mail.core.errors import Unsupported
+from tui_mail.core.flags import Flag
+from tui_mail.core.models import FolderRole, RemoteMessage, ServerId
+
+if TYPE_CHECKING:
+    from tui_mail.config.schema import AccountConfig, EndpointConfig
+
+
+@dataclass(frozen=True)
+class RemoteFolder:
+    name: str  # "/"-separated, already decoded from the wire form
+    role: FolderRole = FolderRole.NONE
+    selectable: bool = True
+
+
+@dataclass(frozen=True)
+class FolderState:
+    """What a server says about a folder, for deciding what to fetch."""
+
+    uidvalidity: int | None = None
+    uidnext: int | None = None
+    highestmodseq: int | None = None
+    exists: int = 0
+
+
+@dataclass(frozen=True)
+class BackendContext:
+    """What a backend is built from: its config section and the account's."""
+
+    account: AccountConfig
+    endpoint: EndpointConfig
+
+
+ProgressCallback = Callable[[int, int], None]
+
+
+class MailBackend(ABC):
+    """Shared lifecycle of every backend."""
+
+    #: the config name, e.g. "imap"; set by each implementation
+    name: ClassVar[str] = ""
+    #: which role(s) it can fill: "receive", "send"
+    roles: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, ctx: BackendContext) -> None:
+        self.ctx = ctx
+
+    @property
+    @abstractmethod
+    def capabilities(self) -> Capabilities: ...
+
+    def has(self, cap: Capability) -> bool:
+        return cap in self.capabilities
+
+    async def connect(self) -> None:  # noqa: B027 - local backends have nothing to open
+        """Open connections and authenticate. Raises AuthError, TLSError, ConnectError."""
+
+    async def close(self) -> None:  # noqa: B027
+        """Release connections. Never raises."""
+
+    async def check(self) -> str:
+        """Prove the settings work (for `config check --online` and setup)."""
+        await self.connect()
+        await self.close()
+        return "ok"
+
+
+class ReceiveBackend(MailBackend):
+    """A source of mail. Methods a backend lacks raise `Unsupported`.
+
+    `LOCAL` backends (a Maildir tree) are their own store: the sync engine
+    only rescans them. Remote ones stream messages for the engine to store.
+    """
+
+    roles = frozenset({"receive"})
+
+    def local_root(self) -> str | None:
+        """For a LOCAL backend, the Maildir++ root that is the account's store."""
+        return None
+
+    async def list_folders(self) -> Sequence[RemoteFolder]:
+        return [RemoteFolder("INBOX", FolderRole.INBOX)]
+
+    async def folder_state(self, folder: str) -> FolderState:
+        raise Unsupported(f"{self.name}: folder state is not available")
+
+    def fetch_new(
+        self, folder: str, known: set[str], progress: ProgressCallback | None = None
+    ) -> AsyncIterator[RemoteMessage]:
+        """Yield messages the store does not have yet (`known`: server ids as text)."""
+        raise Unsupported(f"{self.name}: fetching is not available")
+
+    async def remove_from_server(self, folder: str, ids: Sequence[ServerId]) -> None:
+        """Called only after the local copies are durable (POP3 DELE, IMAP EXPUNGE)."""
+        raise Unsupported(f"{self.name}: deleting on the server is not available")
+
+    async def set_flags(
+        self,
+        folder: str,
+        ids: Sequence[ServerId],
+        add: frozenset[Flag],
+        remove: frozenset[Flag],
+    ) -> None:
+        raise Unsupported(f"{self.name}: server flags are not available")
+
+    async def move(self, folder: str, ids: Sequence[ServerId], to_folder: str) -> None:
+        raise Unsupported(f"{self.name}: moving on the server is not available")
+
+    async def append(self, folder: str, raw: bytes, flags: frozenset[Flag]) -> ServerId:
+        raise Unsupported(f"{self.name}: storing into a server folder is not available")
+
+    async def wait_for_push(self, timeout: float) -> bool:
+        """Block until the server reports a change (True) or `timeout` passes (False)."""
+        raise Unsupported(f"{self.name}: push is not available")
+
+
+@dataclass(frozen=True)
+class SendResult:
+    accepted: tuple[str, ...]
+    detail: str = ""
+
+
+class SendBackend(MailBackend):
+    roles = frozenset({"send"})
+
+    @abstractmethod
+    async def send(self, raw: bytes, sender: str, recipients: Sequence[str]) -> SendResult:
+        """Hand one message to the transport. `raw` carries no Bcc header."""

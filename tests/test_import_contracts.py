@@ -1,0 +1,69 @@
+"""The layering rules of docs/architecture.md, checked on the source itself."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PROTOCOL_LIBS = {"aioimaplib", "aiosmtplib", "poplib", "smtplib", "imaplib", "ssl"}
+
+
+def _python_files(*dirs: str) -> list[Path]:
+    return [p for d in dirs for p in (ROOT / d).rglob("*.py")]
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def _is_under(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def test_the_checks_see_the_code() -> None:
+    assert len(_python_files("tui_mail", "backends")) > 20
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in _python_files("tui_mail", "backends") if "ui" not in p.relative_to(ROOT).parts],
+    ids=lambda p: str(p.relative_to(ROOT)),
+)
+def test_only_the_ui_imports_textual(path: Path) -> None:
+    bad = {m for m in _imports(path) if _is_under(m, "textual") or _is_under(m, "tui_mail.ui")}
+    assert not bad, f"{path} imports {bad}"
+
+
+@pytest.mark.parametrize(
+    "path", _python_files("tui_mail/ui"), ids=lambda p: str(p.relative_to(ROOT))
+)
+def test_the_ui_speaks_no_protocol(path: Path) -> None:
+    bad = {
+        m
+        for m in _imports(path)
+        if m.split(".")[0] in PROTOCOL_LIBS or _is_under(m, "tui_mail.backends")
+    }
+    assert not bad, f"{path} imports {bad}"
+
+
+def test_headless_paths_load_no_textual() -> None:
+    code = (
+        "import sys, tui_mail.cli, tui_mail.headless, tui_mail.sync.runtime, "
+        "tui_mail.config.load, tui_mail.demo.setup\n"
+        "bad = sorted(m for m in sys.modules if m == 'textual' or m.startswith('textual.'))\n"
+        "print(bad)\nraise SystemExit(1 if bad else 0)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr

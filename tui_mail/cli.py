@@ -1,0 +1,221 @@
+"""The `tui-mail` command: the TUI by default, headless subcommands beside it.
+
+Textual is imported only on the TUI path, so `sync` and `config check` start
+fast enough for cron and tmux status lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import traceback
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+from tui_mail import __version__, paths
+from tui_mail.core.errors import ConfigError, MailError
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 70
+
+NO_CONFIG_HELP = """\
+tui-mail: no config file at {path}
+
+To look around first, start the built-in demo account (no server needed):
+    tui-mail demo
+To set up your own accounts, write a commented template and edit it:
+    tui-mail config init
+    $EDITOR {path}
+    tui-mail config check
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tui-mail", description="A keyboard-driven terminal mail client."
+    )
+    parser.add_argument("--version", action="version", version=f"tui-mail {__version__}")
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help=f"config file (default: ${paths.CONFIG_ENV} or {paths.default_config_path()})",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    sub.add_parser("demo", help="open the TUI on the built-in demo account (no network)")
+
+    config = sub.add_parser("config", help="check or create the config file")
+    config_sub = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    config_sub.add_parser("check", help="validate the config and list its accounts")
+    config_sub.add_parser("init", help="write a commented config template")
+    config_sub.add_parser("path", help="print where the config file is looked for")
+
+    index = sub.add_parser("index", help="maintain the local index")
+    index_sub = index.add_subparsers(dest="index_command", metavar="ACTION", required=True)
+    rebuild = index_sub.add_parser("rebuild", help="recreate the index from the Maildir alone")
+    rebuild.add_argument("--account", help="only this account")
+
+    sync = sub.add_parser("sync", help="synchronise accounts without the TUI")
+    sync.add_argument("--account", help="only this account")
+    sync.add_argument("--folder", help="only this folder")
+    sync.add_argument("--dry-run", action="store_true", help="show what would change")
+    sync.add_argument("--watch", action="store_true", help="keep syncing until interrupted")
+    sync.add_argument(
+        "--interval", type=float, default=60.0, help="seconds between syncs with --watch"
+    )
+    sync.add_argument("-q", "--quiet", action="store_true", help="print errors only")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, handlers=[_log_handler()])
+    try:
+        return _dispatch(args)
+    except ConfigError as exc:
+        print(f"tui-mail: config error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except MailError as exc:
+        print(f"tui-mail: error: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    except KeyboardInterrupt:
+        return 130
+    except Exception:
+        crash = _write_crash_report()
+        print(
+            f"tui-mail: internal error; details were written to {crash}. Please report it.",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "demo":
+        return _run_demo()
+    if args.command == "config":
+        return _run_config(args)
+    if args.command == "index":
+        return _run_index_rebuild(args)
+    if args.command == "sync":
+        return _run_sync(args)
+    return _run_tui(args)
+
+
+def _load(args: argparse.Namespace):  # -> AppConfig; typed lazily to keep start-up light
+    from tui_mail.config.load import load_config
+
+    path = paths.config_path(args.config)
+    if not path.exists():
+        raise ConfigError("no such file; run `tui-mail config init` to write one", file=str(path))
+    config = load_config(path)
+    for warning in config.warnings:
+        print(f"tui-mail: warning: {warning}", file=sys.stderr)
+    return config
+
+
+def _run_tui(args: argparse.Namespace) -> int:
+    path = paths.config_path(args.config)
+    if not path.exists() and not args.config:
+        print(NO_CONFIG_HELP.format(path=path), file=sys.stderr, end="")
+        return EXIT_FAIL
+    config = _load(args)
+    from tui_mail.ui.app import run_app
+
+    return run_app(config)
+
+
+def _run_demo() -> int:
+    from tui_mail.demo.setup import ensure_demo
+
+    config = ensure_demo()
+    from tui_mail.ui.app import run_app
+
+    return run_app(config)
+
+
+def _run_config(args: argparse.Namespace) -> int:
+    path = paths.config_path(args.config)
+    if args.config_command == "path":
+        print(path)
+        return EXIT_OK
+    if args.config_command == "init":
+        from tui_mail.config.template import write_template
+
+        write_template(path)
+        print(f"wrote a commented template to {path}; edit it, then run `tui-mail config check`")
+        return EXIT_OK
+    from tui_mail.config.load import summarize
+
+    config = _load(args)
+    print(f"{path}: OK")
+    print(summarize(config))
+    return EXIT_OK
+
+
+def _run_index_rebuild(args: argparse.Namespace) -> int:
+    from tui_mail.sync.runtime import Runtime
+
+    config = _load(args)
+    names = _account_names(config, args.account)
+    runtime = Runtime(config)
+    try:
+        for name in names:
+            result = runtime.stores[name].rebuild()
+            print(f"{name}: indexed {result.added} messages")
+    finally:
+        runtime.index.close()
+    return EXIT_OK
+
+
+def _run_sync(args: argparse.Namespace) -> int:
+    from tui_mail.core.commands import SyncNow
+    from tui_mail.headless import run_commands, text_reporter
+
+    config = _load(args)
+    names = _account_names(config, args.account)
+    report = text_reporter(quiet=args.quiet)
+
+    async def once() -> bool:
+        plan = {n: [SyncNow(folder=args.folder, dry_run=args.dry_run)] for n in names}
+        return await run_commands(config, plan, report)
+
+    async def watch() -> bool:
+        while True:
+            await once()
+            await asyncio.sleep(args.interval)
+
+    ok = asyncio.run(watch() if args.watch else once())
+    return EXIT_OK if ok else EXIT_FAIL
+
+
+def _account_names(config, only: str | None) -> list[str]:
+    if only is None:
+        return list(config.accounts)
+    if only not in config.accounts:
+        known = ", ".join(config.accounts) or "none"
+        raise ConfigError(f"no account named {only!r}; accounts: {known}", file=str(config.path))
+    return [only]
+
+
+def _log_handler() -> logging.Handler:
+    """Logs go to a file: anything printed would land in the middle of the TUI."""
+    try:
+        log_dir = paths.state_dir()
+        log_dir.mkdir(parents=True, exist_ok=True)
+        return logging.FileHandler(log_dir / "tui-mail.log")
+    except OSError:
+        return logging.NullHandler()
+
+
+def _write_crash_report() -> Path | str:
+    try:
+        crash_dir = paths.state_dir()
+        crash_dir.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        crash = crash_dir / f"crash-{stamp}.txt"
+        crash.write_text(traceback.format_exc())
+        return crash
+    except OSError:
+        return "(no writable state directory)"

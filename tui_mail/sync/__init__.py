@@ -1,0 +1,1 @@
+"""Account workers: one asyncio task per account, shared by the TUI and the CLI."""

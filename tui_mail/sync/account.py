@@ -1,0 +1,293 @@
+"""One worker per account: commands in, events out, one terminal reply each.
+
+The TUI runs it as an asyncio task on Textual's loop; the headless CLI runs
+the very same code under `asyncio.run`. It owns the account's backends and
+store; nothing else writes to them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from email import message_from_bytes, policy
+from email.utils import getaddresses
+
+from tui_mail.backends.base import ReceiveBackend, SendBackend
+from tui_mail.config.schema import AccountConfig
+from tui_mail.core import commands as cmd
+from tui_mail.core import events as ev
+from tui_mail.core.capabilities import Capability
+from tui_mail.core.errors import AuthError, MailError, Unsupported
+from tui_mail.core.flags import FlagSet
+from tui_mail.core.models import FolderRole, MessageRef
+from tui_mail.store.account_store import AccountStore
+from tui_mail.sync.backoff import Backoff
+
+log = logging.getLogger(__name__)
+
+Emit = Callable[[ev.Event], None]
+
+
+class AccountWorker:
+    def __init__(
+        self,
+        account: AccountConfig,
+        store: AccountStore,
+        emit: Emit,
+        receive: ReceiveBackend | None,
+        send: SendBackend | None,
+        setup_error: str | None = None,
+    ) -> None:
+        self.account = account
+        self.name = account.name
+        self.store = store
+        self._emit = emit
+        self.receive = receive
+        self.send_backend = send
+        self.setup_error = setup_error
+        self.commands: asyncio.Queue[cmd.Command] = asyncio.Queue()
+        self.backoff = Backoff()
+        self.connected = False
+        self._handlers: dict[type[cmd.Command], Callable[[cmd.Command], Awaitable[None]]] = {
+            cmd.Connect: self._on_connect,
+            cmd.Disconnect: self._on_disconnect,
+            cmd.SyncNow: self._on_sync,  # type: ignore[dict-item]
+            cmd.ListFolders: self._on_list_folders,
+            cmd.SetFlags: self._on_set_flags,  # type: ignore[dict-item]
+            cmd.Move: self._on_move,  # type: ignore[dict-item]
+            cmd.Delete: self._on_delete,  # type: ignore[dict-item]
+            cmd.Append: self._on_append,  # type: ignore[dict-item]
+            cmd.Send: self._on_send,  # type: ignore[dict-item]
+        }
+
+    # ---------------------------------------------------------------- plumbing
+
+    def emit(self, event_type: type[ev.Event], **fields: object) -> None:
+        self._emit(event_type(account=self.name, **fields))  # type: ignore[arg-type]
+
+    def submit(self, command: cmd.Command) -> None:
+        self.commands.put_nowait(command)
+
+    @property
+    def is_local(self) -> bool:
+        return self.receive is not None and self.receive.has(Capability.LOCAL_STORE)
+
+    async def run(self) -> None:
+        """Serve commands until `Shutdown`. Never lets an exception escape."""
+        if self.setup_error:
+            self.emit(ev.BackendError, message=self.setup_error, retryable=False)
+        elif self.is_local:
+            self.emit(ev.ConnectionChanged, state=ev.ConnectionState.LOCAL)
+        try:
+            while True:
+                command = await self.commands.get()
+                if isinstance(command, cmd.Shutdown):
+                    await self._close()
+                    self.emit(ev.Done, in_reply_to=command.id)
+                    return
+                await self.handle(command)
+        finally:
+            await self._close()
+
+    async def handle(self, command: cmd.Command) -> None:
+        """Run one command and send exactly one terminal reply."""
+        handler = self._handlers.get(type(command))
+        try:
+            if handler is None:
+                raise Unsupported(f"{type(command).__name__} is not available yet")
+            await handler(command)
+        except asyncio.CancelledError:
+            self.emit(ev.Cancelled, in_reply_to=command.id)
+            raise
+        except Unsupported as exc:
+            self.emit(ev.UnsupportedReply, in_reply_to=command.id, message=str(exc))
+        except MailError as exc:
+            self.emit(ev.Failed, in_reply_to=command.id, message=str(exc))
+        except Exception as exc:  # a bug must not kill the worker or reach the screen raw
+            log.exception("account %s: %s failed", self.name, type(command).__name__)
+            self.emit(
+                ev.Failed,
+                in_reply_to=command.id,
+                message=f"internal error in {type(command).__name__}: {exc}",
+            )
+        else:
+            self.emit(ev.Done, in_reply_to=command.id)
+
+    async def _close(self) -> None:
+        for backend in (self.receive, self.send_backend):
+            if backend is not None:
+                try:
+                    await backend.close()
+                except Exception:  # closing is best effort by contract
+                    log.debug("close failed", exc_info=True)
+        self.connected = False
+
+    def _require_receive(self) -> ReceiveBackend:
+        if self.receive is None:
+            raise MailError(self.setup_error or f"{self.name}: no receive backend")
+        return self.receive
+
+    # ---------------------------------------------------------------- connection
+
+    async def _on_connect(self, _: cmd.Command) -> None:
+        backend = self._require_receive()
+        if self.is_local:
+            await backend.connect()
+            return
+        self.emit(ev.ConnectionChanged, state=ev.ConnectionState.CONNECTING)
+        try:
+            await backend.connect()
+        except AuthError as exc:
+            self.emit(ev.ConnectionChanged, state=ev.ConnectionState.AUTH_FAILED, detail=str(exc))
+            raise
+        except MailError as exc:
+            delay = self.backoff.next_delay()
+            self.emit(
+                ev.ConnectionChanged,
+                state=ev.ConnectionState.OFFLINE,
+                detail=str(exc),
+                retry_in=delay,
+            )
+            asyncio.get_running_loop().call_later(delay, self.submit, cmd.Connect())
+            raise
+        self.backoff.reset()
+        self.connected = True
+        self.emit(ev.ConnectionChanged, state=ev.ConnectionState.CONNECTED)
+
+    async def _on_disconnect(self, _: cmd.Command) -> None:
+        await self._close()
+        if not self.is_local:
+            self.emit(ev.ConnectionChanged, state=ev.ConnectionState.OFFLINE)
+
+    # ---------------------------------------------------------------- folders and sync
+
+    async def _on_list_folders(self, _: cmd.Command) -> None:
+        folders = await asyncio.to_thread(self.store.folders)
+        self.emit(ev.FoldersListed, folders=tuple(folders))
+
+    async def _on_sync(self, command: cmd.SyncNow) -> None:
+        self._require_receive()
+        if not self.is_local:
+            raise Unsupported(
+                f"{self.name}: syncing a {self.account.receive.backend} account "
+                "is not available in this version"
+            )
+        folders = [command.folder] if command.folder else self.store.maildir.list_folders()
+        totals = ev.SyncFinished
+        added = removed = changed = 0
+        for n, folder in enumerate(folders, 1):
+            self.emit(ev.SyncProgress, folder=folder, activity="scanning", done=n, total=len(folders))
+            if command.dry_run:
+                continue
+            result = await asyncio.to_thread(self.store.rescan, folder)
+            added += result.added
+            removed += result.removed
+            changed += result.changed
+            if result.added or result.removed or result.changed:
+                self.emit(
+                    ev.MessagesChanged, folder=folder, added=result.added, removed=result.removed
+                )
+        await self._on_list_folders(command)
+        self.emit(
+            totals,
+            fetched=added,
+            deleted=removed,
+            flag_changes=changed,
+            finished_at=time.time(),
+        )
+
+    # ---------------------------------------------------------------- message operations
+
+    def _flags_of(self, ref: MessageRef) -> FlagSet:
+        found = self.store.maildir.locate(ref.folder, ref.key)
+        if found is None:
+            raise MailError(f"message {ref.key} is no longer in {ref.folder}")
+        return FlagSet.from_maildir(found.flags)
+
+    async def _on_set_flags(self, command: cmd.SetFlags) -> None:
+        changed: list[MessageRef] = []
+        for ref in command.refs:
+            flags = self._flags_of(ref).with_(*command.add).without(*command.remove)
+            new_ref = await asyncio.to_thread(
+                self.store.set_flags, ref, flags.to_maildir(), not self.is_local
+            )
+            changed.append(new_ref)
+        for folder in {r.folder for r in changed}:
+            self.emit(
+                ev.MessagesChanged,
+                folder=folder,
+                changed=tuple(r for r in changed if r.folder == folder),
+            )
+        if self.is_local:
+            # The Maildir is the server here: the change is final once written.
+            self.emit(ev.FlagsConfirmed, refs=tuple(changed))
+        await self._on_list_folders(command)
+
+    async def _on_move(self, command: cmd.Move) -> None:
+        if not self.is_local:
+            raise Unsupported(f"{self.name}: moving on the server is not available yet")
+        for ref in command.refs:
+            if command.copy:
+                raw = await asyncio.to_thread(self.store.read, ref)
+                flags = self._flags_of(ref).to_maildir()
+                await asyncio.to_thread(self.store.deliver, command.to_folder, raw, flags)
+            else:
+                await asyncio.to_thread(self.store.move, ref, command.to_folder)
+        self._announce_folders({r.folder for r in command.refs} | {command.to_folder})
+        await self._on_list_folders(command)
+
+    async def _on_delete(self, command: cmd.Delete) -> None:
+        """Deleting moves to Trash; deleting in Trash removes for good."""
+        if not self.is_local:
+            raise Unsupported(f"{self.name}: deleting on the server is not available yet")
+        trash = self._folder_with_role(FolderRole.TRASH) or "Trash"
+        for ref in command.refs:
+            if ref.folder == trash:
+                await asyncio.to_thread(self.store.remove, ref)
+            else:
+                await asyncio.to_thread(self.store.move, ref, trash)
+        self._announce_folders({r.folder for r in command.refs} | {trash})
+        await self._on_list_folders(command)
+
+    async def _on_append(self, command: cmd.Append) -> None:
+        letters = FlagSet(frozenset(command.flags)).to_maildir()
+        await asyncio.to_thread(self.store.deliver, command.folder, command.raw, letters)
+        self._announce_folders({command.folder})
+
+    async def _on_send(self, command: cmd.Send) -> None:
+        if self.send_backend is None:
+            raise MailError(self.setup_error or f"{self.name}: no send backend")
+        sender, recipients, wire = envelope_for(command.raw, self.account.email)
+        await self.send_backend.send(wire, sender, recipients)
+        if command.save_sent and self.is_local:
+            sent = self._folder_with_role(FolderRole.SENT) or "Sent"
+            await asyncio.to_thread(self.store.deliver, sent, wire, "S")
+            self._announce_folders({sent})
+        if self.is_local:
+            # Local delivery may have put a copy into our own INBOX.
+            await self._on_sync(cmd.SyncNow(folder="INBOX"))
+
+    def _folder_with_role(self, role: FolderRole) -> str | None:
+        for folder in self.store.folders():
+            if folder.role is role:
+                return folder.name
+        return None
+
+    def _announce_folders(self, folders: set[str]) -> None:
+        for folder in sorted(folders):
+            self.emit(ev.MessagesChanged, folder=folder)
+
+
+def envelope_for(raw: bytes, default_sender: str) -> tuple[str, list[str], bytes]:
+    """Sender, recipients (To, Cc, Bcc) and the bytes to transmit, without Bcc."""
+    msg = message_from_bytes(raw, policy=policy.SMTP)
+    fields = [str(v) for h in ("To", "Cc", "Bcc") for v in msg.get_all(h, [])]
+    recipients = list(dict.fromkeys(a for _, a in getaddresses(fields) if a))
+    if not recipients:
+        raise MailError("the message has no recipients (To, Cc or Bcc)")
+    senders = getaddresses([str(msg.get("Sender") or msg.get("From") or "")])
+    sender = next((a for _, a in senders if a), default_sender)
+    del msg["Bcc"]
+    return sender, recipients, msg.as_bytes()
