@@ -141,8 +141,7 @@ def _run_script(*args: str, env: dict[str, str] | None = None, timeout: float = 
         raise MailstackError(f"mailstack.sh {' '.join(args)} timed out after {timeout}s") from e
     if proc.returncode != 0:
         raise MailstackError(
-            f"mailstack.sh {' '.join(args)} failed (exit {proc.returncode}):\n"
-            f"{proc.stderr[-4000:]}"
+            f"mailstack.sh {' '.join(args)} failed (exit {proc.returncode}):\n{proc.stderr[-4000:]}"
         )
     return proc.stdout
 

@@ -19,6 +19,7 @@ Message-ID <msg-i@mailstack.test>, subject "Test message i ...", every 10th is a
 reply ("Re: <subject>", In-Reply-To/References) to the one before it, 2/3 are \\Seen, every 17th
 is \\Flagged, every 50th (i % 50 == 7) has a UTF-8 encoded-word subject.
 """
+
 import argparse
 import os
 import pwd
@@ -36,9 +37,11 @@ SENDERS = [
     ("Frank Robot", "noreply@robots.example.test"),
     ("bob", "bob@localhost"),
 ]
-WORDS = ("alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo "
-         "lima mike november oscar papa quebec romeo sierra tango uniform "
-         "victor whiskey xray yankee zulu").split()
+WORDS = (
+    "alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo "
+    "lima mike november oscar papa quebec romeo sierra tango uniform "
+    "victor whiskey xray yankee zulu"
+).split()
 
 
 def base_subject(i):
@@ -199,7 +202,7 @@ def cmd_append(a):
             data = data.replace(b"\n", b"\r\n")
             fl = " ".join({"S": "\\Seen", "F": "\\Flagged"}[c] for c in flags)
             date = time.strftime('"%d-%b-%Y %H:%M:%S +0000"', time.gmtime(ts))
-            parts.append(f' ({fl}) {date} {{{len(data)}+}}\r\n'.encode() + data)
+            parts.append(f" ({fl}) {date} {{{len(data)}+}}\r\n".encode() + data)
         sock.sendall(b"".join(parts) + b"\r\n")
         wait_tag(tag)
         n += k
@@ -207,8 +210,9 @@ def cmd_append(a):
     sock.sendall(b"z LOGOUT\r\n")
     sock.close()
     dt = time.time() - t0
-    print(f"loadmail: appended {sent} messages to {a.user}/{a.mailbox} in {dt:.2f}s",
-          file=sys.stderr)
+    print(
+        f"loadmail: appended {sent} messages to {a.user}/{a.mailbox} in {dt:.2f}s", file=sys.stderr
+    )
 
 
 def cmd_mbox(a):
@@ -234,11 +238,19 @@ def main():
 
     def common(p):
         p.add_argument("--count", type=int, required=True)
-        p.add_argument("--start", type=int, default=None,
-                       help="index of the first message (default: continue after existing files)")
+        p.add_argument(
+            "--start",
+            type=int,
+            default=None,
+            help="index of the first message (default: continue after existing files)",
+        )
         p.add_argument("--to", default="alice@localhost")
-        p.add_argument("--base-time", type=int, default=None,
-                       help="epoch of message 0 (default: now - count - 60s)")
+        p.add_argument(
+            "--base-time",
+            type=int,
+            default=None,
+            help="epoch of message 0 (default: now - count - 60s)",
+        )
 
     p = sub.add_parser("maildir")
     common(p)

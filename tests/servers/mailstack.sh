@@ -218,6 +218,7 @@ init_dir() {
   if [ ! -f "$dir/mailstack.env" ]; then
     local off="${MAILSTACK_PORT_OFFSET:-0}"
     [[ "$off" =~ ^[0-9]+$ ]] || die "MAILSTACK_PORT_OFFSET must be a number"
+    [ "$((10995 + off))" -le 65535 ] || die "MAILSTACK_PORT_OFFSET=$off puts ports above 65535 (max 54540)"
     cat > "$dir/mailstack.env.tmp" <<EOF
 # mailstack environment for $dir (source me)
 MAILSTACK_DIR=$dir

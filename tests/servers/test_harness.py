@@ -22,8 +22,13 @@ from .harness import Mailstack, deliver_lmtp, reset_user_mail
 pytestmark = pytest.mark.servers
 
 DELIVERY_TIMEOUT = 10.0  # seconds; delivery normally takes well under 0.5 s
-SPECIAL_USE = {"Drafts": "\\Drafts", "Sent": "\\Sent", "Trash": "\\Trash", "Junk": "\\Junk",
-               "Archive": "\\Archive"}
+SPECIAL_USE = {
+    "Drafts": "\\Drafts",
+    "Sent": "\\Sent",
+    "Trash": "\\Trash",
+    "Junk": "\\Junk",
+    "Archive": "\\Archive",
+}
 
 
 def make_message(to: str = "Bob <bob@localhost>") -> EmailMessage:
@@ -64,8 +69,9 @@ def wait_until(what: str, probe, timeout: float = DELIVERY_TIMEOUT):
 
 def imap_fetch(ms: Mailstack, user: str, message_id: str) -> bytes:
     """Wait for the message to be in USER's INBOX; return it via IMAPS (CA-verified)."""
-    with imaplib.IMAP4_SSL(ms.host, ms.imaps_port, ssl_context=ms.ssl_context(),
-                           timeout=10) as imap:
+    with imaplib.IMAP4_SSL(
+        ms.host, ms.imaps_port, ssl_context=ms.ssl_context(), timeout=10
+    ) as imap:
         imap.login(user, ms.users[user])
         imap.select("INBOX", readonly=True)
 
@@ -84,6 +90,7 @@ def imap_fetch(ms: Mailstack, user: str, message_id: str) -> bytes:
 
 def pop3_fetch(ms: Mailstack, user: str, message_id: str) -> bytes:
     """Wait for the message in USER's maildrop; return it via POP3S (CA-verified)."""
+
     def attempt():
         pop = poplib.POP3_SSL(ms.host, ms.pop3s_port, context=ms.ssl_context(), timeout=10)
         try:
@@ -118,8 +125,9 @@ def test_submission_starttls_auth_then_read_back_over_imaps_and_pop3s(mailstack:
 def test_submissions_implicit_tls(mailstack: Mailstack):
     ms = mailstack
     msg = make_message()
-    with smtplib.SMTP_SSL(ms.host, ms.submissions_port, context=ms.ssl_context(),
-                          timeout=10) as smtp:
+    with smtplib.SMTP_SSL(
+        ms.host, ms.submissions_port, context=ms.ssl_context(), timeout=10
+    ) as smtp:
         smtp.ehlo()
         assert "auth" in smtp.esmtp_features
         smtp.login("alice", ms.users["alice"])
@@ -163,8 +171,9 @@ def test_deliver_lmtp_special_use_folders_and_reset(mailstack: Mailstack):
     deliver_lmtp(ms, user, msg.as_bytes())
     assert_same_message(msg, imap_fetch(ms, user, msg["Message-ID"]))
 
-    with imaplib.IMAP4_SSL(ms.host, ms.imaps_port, ssl_context=ms.ssl_context(),
-                           timeout=10) as imap:
+    with imaplib.IMAP4_SSL(
+        ms.host, ms.imaps_port, ssl_context=ms.ssl_context(), timeout=10
+    ) as imap:
         imap.login(user, ms.users[user])
         typ, lines = imap.lsub()
         assert typ == "OK"
@@ -178,8 +187,9 @@ def test_deliver_lmtp_special_use_folders_and_reset(mailstack: Mailstack):
         imap.logout()
 
     reset_user_mail(ms, user)
-    with imaplib.IMAP4_SSL(ms.host, ms.imaps_port, ssl_context=ms.ssl_context(),
-                           timeout=10) as imap:
+    with imaplib.IMAP4_SSL(
+        ms.host, ms.imaps_port, ssl_context=ms.ssl_context(), timeout=10
+    ) as imap:
         imap.login(user, ms.users[user])
         typ, data = imap.select("INBOX", readonly=True)
         assert (typ, data) == ("OK", [b"0"])
