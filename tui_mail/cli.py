@@ -14,9 +14,13 @@ import traceback
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tui_mail import __version__, paths
 from tui_mail.core.errors import ConfigError, MailError
+
+if TYPE_CHECKING:
+    from tui_mail.config.schema import AppConfig
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 70
 
@@ -103,14 +107,14 @@ def _dispatch(args: argparse.Namespace) -> int:
     return _run_tui(args)
 
 
-def _load(args: argparse.Namespace):  # -> AppConfig; typed lazily to keep start-up light
+def _load(args: argparse.Namespace, *, warn: bool = True) -> AppConfig:
     from tui_mail.config.load import load_config
 
     path = paths.config_path(args.config)
     if not path.exists():
         raise ConfigError("no such file; run `tui-mail config init` to write one", file=str(path))
     config = load_config(path)
-    for warning in config.warnings:
+    for warning in config.warnings if warn else ():
         print(f"tui-mail: warning: {warning}", file=sys.stderr)
     return config
 
@@ -148,7 +152,7 @@ def _run_config(args: argparse.Namespace) -> int:
         return EXIT_OK
     from tui_mail.config.load import summarize
 
-    config = _load(args)
+    config = _load(args, warn=False)  # summarize() lists the warnings itself
     print(f"{path}: OK")
     print(summarize(config))
     return EXIT_OK
@@ -190,7 +194,7 @@ def _run_sync(args: argparse.Namespace) -> int:
     return EXIT_OK if ok else EXIT_FAIL
 
 
-def _account_names(config, only: str | None) -> list[str]:
+def _account_names(config: AppConfig, only: str | None) -> list[str]:
     if only is None:
         return list(config.accounts)
     if only not in config.accounts:

@@ -57,7 +57,7 @@ _NO_ACCOUNTS_HINT = (
 def _known_backends(role: str) -> list[str]:
     """Backend names for `role` ("receive" or "send"): the registry's, or the built-ins."""
     try:
-        from tui_mail.backends.registry import available_backends  # noqa: PLC0415
+        from tui_mail.backends.registry import available_backends
     except ModuleNotFoundError as exc:
         if exc.name not in ("tui_mail.backends", "tui_mail.backends.registry"):
             raise
@@ -111,15 +111,12 @@ def parse_config(text: str, path: Path) -> AppConfig:
 
 def summarize(cfg: AppConfig) -> str:
     """What `tui-mail config check` prints: one line per account, then warnings."""
-    count = len(cfg.accounts)
-    where = str(cfg.path) if cfg.path else "built-in demo config"
-    lines = [f"{where}: OK, {count} account{'' if count == 1 else 's'}"]
     width = max((len(name) for name in cfg.accounts), default=0)
-    for name, acct in cfg.accounts.items():
-        lines.append(
-            f"  {name:<{width}}  {acct.email}  receive: {_endpoint_summary(acct.receive)}"
-            f"  send: {_endpoint_summary(acct.send)}"
-        )
+    lines = [
+        f"{name:<{width}}  {acct.email}  receive: {_endpoint_summary(acct.receive)}"
+        f"  send: {_endpoint_summary(acct.send)}"
+        for name, acct in cfg.accounts.items()
+    ]
     lines.extend(f"warning: {warning}" for warning in cfg.warnings)
     return "\n".join(lines)
 
@@ -175,15 +172,24 @@ def _decode(ctx: _Ctx) -> dict[str, Any]:
 def _syntax_error(ctx: _Ctx, raw: str) -> ConfigError:
     m = _TOML_POS.match(raw)
     if not m:
-        return ConfigError(f"invalid TOML: {raw}", file=str(ctx.path))
+        msg = raw.removesuffix(" (at end of document)")
+        if msg == raw:
+            return ConfigError(f"invalid TOML: {raw}", file=str(ctx.path))
+        return ConfigError(
+            f"invalid TOML: {msg} at the end of the file; is a string, array or table unclosed?",
+            file=str(ctx.path),
+            line=len(ctx.text.splitlines()) or None,
+        )
     line, col = int(m["line"]), int(m["col"])
     source = ctx.text.splitlines()[line - 1] if line <= len(ctx.text.splitlines()) else ""
-    message = f"invalid TOML: {m['msg']} at column {col}{_syntax_hint(source, col)}"
+    message = f"invalid TOML: {m['msg']} at column {col}{_syntax_hint(m['msg'], source, col)}"
     key = _key_at_line(ctx.text, line)
     return ConfigError(message, file=str(ctx.path), key=_dotted(key) or None, line=line)
 
 
-def _syntax_hint(source: str, col: int) -> str:
+def _syntax_hint(msg: str, source: str, col: int) -> str:
+    if msg == "Illegal character '\\n'":
+        return "; a string is missing its closing quote"
     word = re.match(r"[A-Za-z][\w.@-]*", source[col - 1 :]) if col >= 1 else None
     if not word or "=" not in source[: col - 1]:
         return ""
@@ -233,7 +239,9 @@ def _did_you_mean(word: str, choices: Sequence[str]) -> str:
     return f"; did you mean '{close[0]}'?" if close else ""
 
 
-def _unknown_key(ctx: _Ctx, key: str, value: object, where: KeyPath, allowed: Sequence[str]):
+def _unknown_key(
+    ctx: _Ctx, key: str, value: object, where: KeyPath, allowed: Sequence[str]
+) -> ConfigError:
     message = f"unknown key '{key}'"
     hint = _did_you_mean(key, allowed)
     owners = [b for b, opts in _BACKEND_OPTIONS.items() if key in opts]
@@ -570,14 +578,14 @@ def _check_port_pair(ctx: _Ctx, backend: str, security: str, port: int, where: K
         message = (
             f"port {port} is where {proto} starts unencrypted (STARTTLS), but "
             f'security = "tls" expects TLS from the first byte; set security = "starttls" '
-            f"to keep port {port}, or port = {tls_port} to keep security = \"tls\""
+            f'to keep port {port}, or port = {tls_port} to keep security = "tls"'
         )
     elif security != "tls" and port == tls_port:
         plain_port = DEFAULT_PORTS[(backend, security)]
         message = (
             f"port {port} is {proto} over TLS from the first byte, but "
             f'security = "{security}" expects an unencrypted greeting; set security = "tls" '
-            f"to keep port {port}, or port = {plain_port} to keep security = \"{security}\""
+            f'to keep port {port}, or port = {plain_port} to keep security = "{security}"'
         )
     else:
         return
