@@ -41,8 +41,11 @@ def ensure_demo(ui: UiConfig | None = None) -> AppConfig:
             _remove_tree(root)
             store = AccountStore(DEMO_ACCOUNT, root, index)
             index.clear_account(DEMO_ACCOUNT)
+            by_folder: dict[str, list[tuple[bytes, str, None]]] = {}
             for message in generate_demo():
-                store.deliver(message.folder, message.raw, message.flags)
+                by_folder.setdefault(message.folder, []).append((message.raw, message.flags, None))
+            for folder, messages in by_folder.items():
+                store.deliver_many(folder, messages)
             (root / MARKER).touch()
         else:
             store.rescan()

@@ -1,0 +1,1 @@
+"""The built-in demo account: a generated, deterministic sample mailbox."""
