@@ -1,0 +1,110 @@
+"""The Textual application: themes, keys, the main screen, and the Runtime via the bridge."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from textual.app import App
+from textual.binding import BindingType
+from textual.worker import Worker, WorkerState
+
+from tui_mail.config.schema import AppConfig
+from tui_mail.core.sanitize import inert_line
+from tui_mail.ui import keymap
+from tui_mail.ui.bridge import Bridge
+from tui_mail.ui.screens.help import HelpScreen
+from tui_mail.ui.screens.main import MainScreen
+from tui_mail.ui.theme import APP_VARIABLE_DEFAULTS, choose
+
+
+class MailApp(App[int]):
+    TITLE = "tui-mail"
+    CSS_PATH = "styles/app.tcss"
+    ENABLE_COMMAND_PALETTE = False
+    BINDINGS: ClassVar[list[BindingType]] = [
+        keymap.binding("quit", "quit"),
+        keymap.binding("help", "help"),
+        keymap.binding("sync_now", "sync_now"),
+    ]
+
+    def __init__(
+        self,
+        config: AppConfig,
+        *,
+        runtime_factory: Any = None,
+        start_runtime: bool = True,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.keys = keymap.resolve(config.ui.keys, config.key_overrides)
+        self.theme_choice = choose(config.ui.theme)
+        self._start_runtime = start_runtime
+        self.main = MainScreen(config, None)
+        self.bridge = Bridge(config, self.main, runtime_factory)
+        self.main.bridge = self.bridge
+        for theme in self.theme_choice.themes:
+            self.register_theme(theme)
+        self.theme = self.theme_choice.name
+
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        return dict(APP_VARIABLE_DEFAULTS)
+
+    def get_default_screen(self) -> MainScreen:
+        return self.main
+
+    def on_mount(self) -> None:
+        self.set_keymap(self.keys.keys)
+        warnings = [*self.config.warnings, *self.theme_choice.warnings, *self.keys.warnings]
+        if warnings:
+            self.main.show_notice("; ".join(warnings))
+            for warning in warnings:  # the status line cuts long text: show it in full once
+                self.notify(inert_line(warning), severity="warning", timeout=8, markup=False)
+        if self._start_runtime:
+            # After the first frame: importing and opening the store is not free.
+            self.call_after_refresh(self._start_runtime_worker)
+
+    def _start_runtime_worker(self) -> None:
+        self.run_worker(self._run_runtime(), name="runtime", group="runtime", exit_on_error=False)
+
+    async def _run_runtime(self) -> None:
+        self.bridge.create()
+        self.main.attach(self.bridge.index, self.bridge.stores)
+        await self.bridge.start()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state is WorkerState.ERROR:
+            error = event.worker.error
+            self.main.show_notice(f"{event.worker.name}: {error or 'failed'}", error=True)
+
+    # --- actions ------------------------------------------------------------------------
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.keys.keys, self.keys.preset))
+
+    def action_sync_now(self) -> None:
+        self.main.sync_now()
+
+    async def action_quit(self) -> None:
+        await self.bridge.stop()
+        self.exit(0)
+
+    async def on_unmount(self) -> None:
+        await self.bridge.stop()
+
+
+def run_app(config: AppConfig) -> int:
+    """Run the TUI until the user quits; the exit code for the CLI."""
+    app = MailApp(config)
+    try:
+        result = app.run()
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # last resort: one line, never a traceback
+        import sys
+
+        print(f"tui-mail: {inert_line(str(exc)) or type(exc).__name__}", file=sys.stderr)
+        return 1
+    if app.return_code not in (None, 0):
+        return int(app.return_code)
+    return int(result or 0)

@@ -1,0 +1,330 @@
+"""The message list: a Line-API ScrollView over the index, one row per message.
+
+Nothing is a widget per row. `virtual_size` comes from `index.count()`;
+`render_line(y)` reads the row from an LRU cache of pages of `PAGE_SIZE`
+envelopes, each page one `index.page()` query, so a 100k folder costs only
+the pages on screen.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from datetime import datetime
+from typing import Any, ClassVar
+
+from rich.cells import cell_len, set_cell_size
+from rich.segment import Segment
+from rich.style import Style
+from textual import events
+from textual.binding import BindingType
+from textual.geometry import Region, Size
+from textual.message import Message
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from tui_mail.core.flags import Flag
+from tui_mail.core.models import Envelope
+from tui_mail.core.sanitize import inert_line
+from tui_mail.ui import keymap
+
+PAGE_SIZE = 100
+CACHE_PAGES = 16
+MARKS_WIDTH = 5
+DATE_WIDTH = 10
+
+
+def format_date(ts: int, now: float | None = None) -> str:
+    """Today: "14:05"; this year: "Mar 07"; older (or future): "2023-11-30"."""
+    try:
+        when = datetime.fromtimestamp(ts)
+        today = datetime.fromtimestamp(time.time() if now is None else now)
+    except (OverflowError, OSError, ValueError):
+        return "?"
+    if when.date() == today.date():
+        return when.strftime("%H:%M")
+    if when.year == today.year and when <= today:
+        return when.strftime("%b %d")
+    return when.strftime("%Y-%m-%d")
+
+
+def marks(env: Envelope) -> str:
+    """Five fixed columns: pending ~, N unread, F flagged, R answered, @ attachment."""
+    flags = env.flags
+    return "".join(
+        (
+            "~" if env.pending else " ",
+            "N" if Flag.SEEN not in flags else " ",
+            "F" if Flag.FLAGGED in flags else " ",
+            "R" if Flag.ANSWERED in flags else " ",
+            "@" if env.has_attachment else " ",
+        )
+    )
+
+
+def fit(text: str, width: int) -> str:
+    """Exactly `width` cells: padded, or cut with an ellipsis."""
+    if width <= 0:
+        return ""
+    if cell_len(text) <= width:
+        return set_cell_size(text, width)
+    return set_cell_size(text, width - 1) + "…"
+
+
+class MessageList(ScrollView, can_focus=True, inherit_bindings=False):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        keymap.binding("next", "cursor_down"),
+        keymap.binding("prev", "cursor_up"),
+        keymap.binding("page_down", "cursor_page_down"),
+        keymap.binding("page_up", "cursor_page_up"),
+        keymap.binding("top", "cursor_top"),
+        keymap.binding("bottom", "cursor_bottom"),
+        keymap.binding("open", "open"),
+    ]
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "message-list--cursor",
+        "message-list--unread",
+        "message-list--flagged",
+        "message-list--pending",
+        "message-list--marks",
+        "message-list--date",
+        "message-list--sender",
+        "message-list--empty",
+    }
+
+    DEFAULT_CSS = """
+    MessageList {
+        scrollbar-size-vertical: 1;
+        overflow-x: hidden;
+    }
+    """
+
+    cursor: reactive[int] = reactive(0, always_update=True, repaint=False)
+
+    class Selected(Message):
+        """Enter (or a click) on a row: open this message."""
+
+        def __init__(self, envelope: Envelope) -> None:
+            super().__init__()
+            self.envelope = envelope
+
+    class Failed(Message):
+        """The index could not be read; shown in the status line."""
+
+        def __init__(self, message: str) -> None:
+            super().__init__()
+            self.message = message
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.index: Any = None
+        self.account: str | None = None
+        self.folder: str | None = None
+        self.count = 0
+        self.empty_text = "Loading…"
+        self._pages: OrderedDict[int, list[Envelope]] = OrderedDict()
+        self._failed = False
+        self._frame_styles: dict[str, Style] | None = None
+        self.now: float | None = None  # fixed clock for tests
+
+    # --- data -------------------------------------------------------------------------
+
+    def show_folder(self, index: Any, account: str, folder: str) -> None:
+        """Point the list at a folder and put the cursor on the newest message."""
+        self.index, self.account, self.folder = index, account, folder
+        self.empty_text = "No messages in this folder"
+        self._reload()
+        self.cursor = 0
+        self.scroll_to(y=0, animate=False, immediate=True)
+
+    def invalidate(self) -> None:
+        """Rows changed (MessagesChanged): forget the cache, keep the cursor where it was."""
+        key = self.current.ref.key if self.current is not None else None
+        old = self.cursor
+        self._reload()
+        if key is not None:
+            # Usually the row is still there, often at the same place.
+            for row in range(max(0, old - 2), min(self.count, old + 3)):
+                env = self.envelope_at(row)
+                if env is not None and env.ref.key == key:
+                    old = row
+                    break
+        self.cursor = max(0, min(old, self.count - 1))
+
+    def _reload(self) -> None:
+        self._pages.clear()
+        self._failed = False
+        count = 0
+        if self.index is not None and self.account is not None and self.folder is not None:
+            try:
+                count = int(self.index.count(self.account, self.folder))
+            except Exception as exc:
+                self._report(exc)
+        self.count = count
+        self.virtual_size = Size(0, count)
+        self.refresh()
+
+    def envelope_at(self, row: int) -> Envelope | None:
+        if row < 0 or row >= self.count or self.index is None:
+            return None
+        page_no, offset = divmod(row, PAGE_SIZE)
+        page = self._pages.get(page_no)
+        if page is None:
+            try:
+                page = list(
+                    self.index.page(self.account, self.folder, page_no * PAGE_SIZE, PAGE_SIZE)
+                )
+            except Exception as exc:
+                self._report(exc)
+                page = []
+            self._pages[page_no] = page
+            while len(self._pages) > CACHE_PAGES:
+                self._pages.popitem(last=False)
+        else:
+            self._pages.move_to_end(page_no)
+        return page[offset] if offset < len(page) else None
+
+    @property
+    def current(self) -> Envelope | None:
+        return self.envelope_at(self.cursor)
+
+    def _report(self, exc: Exception) -> None:
+        if not self._failed:
+            self._failed = True
+            self.post_message(self.Failed(f"index: {exc}"))
+
+    # --- cursor -------------------------------------------------------------------------
+
+    def validate_cursor(self, value: int) -> int:
+        return max(0, min(value, self.count - 1)) if self.count else 0
+
+    def watch_cursor(self, old: int, new: int) -> None:
+        self.refresh_line(old)
+        self.refresh_line(new)
+        height = self.scrollable_content_region.height
+        if height <= 0:
+            return
+        top = round(self.scroll_y)
+        if new < top:
+            self.scroll_to(y=new, animate=False, immediate=True)
+        elif new >= top + height:
+            self.scroll_to(y=new - height + 1, animate=False, immediate=True)
+
+    @property
+    def _page_rows(self) -> int:
+        return max(1, self.scrollable_content_region.height - 1)
+
+    def action_cursor_down(self) -> None:
+        self.cursor += 1
+
+    def action_cursor_up(self) -> None:
+        self.cursor -= 1
+
+    def action_cursor_page_down(self) -> None:
+        self.cursor += self._page_rows
+
+    def action_cursor_page_up(self) -> None:
+        self.cursor -= self._page_rows
+
+    def action_cursor_top(self) -> None:
+        self.cursor = 0
+
+    def action_cursor_bottom(self) -> None:
+        self.cursor = self.count - 1
+
+    def action_open(self) -> None:
+        env = self.current
+        if env is not None:
+            self.post_message(self.Selected(env))
+
+    def _on_click(self, event: events.Click) -> None:
+        row = event.y + round(self.scroll_y)
+        if 0 <= row < self.count:
+            self.cursor = row
+            if event.chain >= 2:
+                self.action_open()
+
+    # --- rendering ---------------------------------------------------------------------
+
+    def _styles(self) -> dict[str, Style]:
+        get = self.get_component_rich_style
+        styles = {
+            name: get(f"message-list--{name}", partial=True)
+            for name in ("cursor", "unread", "flagged", "pending", "marks", "date", "sender")
+        }
+        styles["base"] = self.rich_style
+        styles["empty"] = get("message-list--empty", partial=True)
+        return styles
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # Styles are looked up once per paint, not once per row.
+        self._frame_styles = self._styles()
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._frame_styles = None
+
+    def render_line(self, y: int) -> Strip:
+        st = self._frame_styles or self._styles()
+        width = self.scrollable_content_region.width
+        base = st["base"]
+        row = round(self.scroll_y) + y
+        if self.count == 0:
+            if y == 0:
+                text = fit(" " + self.empty_text, width)
+                return Strip([Segment(text, base + st["empty"])], width)
+            return Strip.blank(width, base)
+        env = self.envelope_at(row)
+        if env is None:
+            return Strip.blank(width, base)
+        return self._render_row(env, width, st, row == self.cursor)
+
+    def _render_row(
+        self, env: Envelope, width: int, st: dict[str, Style], is_cursor: bool
+    ) -> Strip:
+        base = st["base"]
+        row_style = base
+        if Flag.SEEN not in env.flags:
+            row_style += st["unread"]
+        if Flag.FLAGGED in env.flags:
+            row_style += st["flagged"]
+        cursor = st["cursor"] if is_cursor else Style()
+
+        sender_w = max(8, min(24, width // 4))
+        subject_w = width - MARKS_WIDTH - DATE_WIDTH - sender_w - 3
+        if subject_w < 8:  # very narrow: drop the date
+            date_w = 0
+            subject_w = width - MARKS_WIDTH - sender_w - 2
+        else:
+            date_w = DATE_WIDTH
+
+        mark_text = marks(env)
+        segments = [
+            Segment(mark_text[0], row_style + st["pending"] + cursor),
+            Segment(mark_text[1:], row_style + st["marks"] + cursor),
+            Segment(" ", row_style + cursor),
+        ]
+        if date_w:
+            date = format_date(env.date, self.now)
+            segments.append(Segment(fit(date, date_w) + " ", row_style + st["date"] + cursor))
+        sender = inert_line(env.sender.display()) or "(no sender)"
+        subject = inert_line(env.subject) or "(no subject)"
+        segments.append(Segment(fit(sender, sender_w) + " ", row_style + st["sender"] + cursor))
+        segments.append(Segment(fit(subject, max(0, subject_w)), row_style + cursor))
+        return Strip(segments).adjust_cell_length(width, base + cursor)
+
+    def on_resize(self) -> None:
+        self.refresh()
+
+    def on_focus(self) -> None:
+        self.refresh_line(self.cursor)  # the cursor colour depends on focus
+
+    def on_blur(self) -> None:
+        self.refresh_line(self.cursor)
+
+    def set_empty_text(self, text: str) -> None:
+        self.empty_text = text
+        if self.count == 0:
+            self.refresh()

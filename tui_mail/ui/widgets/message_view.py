@@ -1,0 +1,149 @@
+"""The message view: headers, the text body, and the list of attachments.
+
+Every string that came from the message goes through `inert()` / `inert_line()`
+and into `Content` as plain text: nothing in a message is ever read as markup.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from textual.binding import BindingType
+from textual.containers import VerticalScroll
+from textual.content import Content
+from textual.widgets import Static
+
+from tui_mail.core.models import Envelope
+from tui_mail.core.sanitize import inert, inert_line, safe_filename
+from tui_mail.ui import keymap
+from tui_mail.ui.mime import MAIN_HEADERS, ParsedMessage, human_size
+
+BODY_LIMIT = 500_000  # characters shown; a bigger body is cut with a note
+TAB_SIZE = 8
+
+
+class MessageView(VerticalScroll, can_focus=True, inherit_bindings=False):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        keymap.binding("next", "scroll_down"),
+        keymap.binding("prev", "scroll_up"),
+        keymap.binding("page_down", "page_down"),
+        keymap.binding("page_up", "page_up"),
+        keymap.binding("top", "scroll_home"),
+        keymap.binding("bottom", "scroll_end"),
+    ]
+
+    DEFAULT_CSS = """
+    MessageView { scrollbar-size-vertical: 1; }
+    MessageView > Static { width: 1fr; height: auto; }
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.envelope: Envelope | None = None
+        self.parsed: ParsedMessage | None = None
+        self.all_headers = False
+
+    def compose(self):  # type: ignore[override]
+        yield Static(Content(""), id="view-headers", markup=False)
+        yield Static(Content(""), id="view-body", markup=False)
+        yield Static(Content(""), id="view-attachments", markup=False)
+
+    # --- attributes down -------------------------------------------------------------
+
+    def show_loading(self, envelope: Envelope) -> None:
+        self.envelope, self.parsed = envelope, None
+        subject = inert_line(envelope.subject) or "(no subject)"
+        self._set(
+            headers=Content.assemble(("Subject: ", "bold"), subject),
+            body=Content.styled("Loading…", "italic"),
+            attachments=Content(""),
+        )
+        self.scroll_home(animate=False, immediate=True)
+
+    def show_error(self, envelope: Envelope, message: str) -> None:
+        self.envelope, self.parsed = envelope, None
+        self._set(
+            headers=Content.assemble(("Subject: ", "bold"), inert_line(envelope.subject)),
+            body=Content.styled(f"Could not open this message: {inert_line(message)}", "$error"),
+            attachments=Content(""),
+        )
+
+    def show_message(self, envelope: Envelope, parsed: ParsedMessage) -> None:
+        self.envelope, self.parsed = envelope, parsed
+        self._render_parsed()
+        self.scroll_home(animate=False, immediate=True)
+
+    def toggle_headers(self) -> None:
+        self.all_headers = not self.all_headers
+        if self.parsed is not None:
+            self._render_parsed()
+
+    def clear(self) -> None:
+        self.envelope = self.parsed = None
+        self._set(headers=Content(""), body=Content(""), attachments=Content(""))
+
+    # --- rendering -----------------------------------------------------------------------
+
+    def _set(self, *, headers: Content, body: Content, attachments: Content) -> None:
+        self.query_one("#view-headers", Static).update(headers)
+        self.query_one("#view-body", Static).update(body)
+        self.query_one("#view-attachments", Static).update(attachments)
+
+    def _render_parsed(self) -> None:
+        parsed = self.parsed
+        assert parsed is not None
+        self._set(
+            headers=self.header_content(parsed, all_headers=self.all_headers),
+            body=self.body_content(parsed),
+            attachments=self.attachment_content(parsed),
+        )
+
+    @staticmethod
+    def header_content(parsed: ParsedMessage, *, all_headers: bool = False) -> Content:
+        if all_headers:
+            rows = [(name, value) for name, value in parsed.headers]
+        else:
+            rows = [(name, parsed.header(name)) for name in MAIN_HEADERS if parsed.header(name)]
+        lines: list[Content] = []
+        for name, value in rows:
+            style = "bold" if name.lower() == "subject" else ""
+            lines.append(
+                Content.assemble(
+                    (f"{inert_line(name)}: ", "bold $text-muted"), (inert_line(value), style)
+                )
+            )
+        for problem in parsed.problems:
+            lines.append(Content.styled(f"! {inert_line(problem)}", "$warning"))
+        return Content("\n").join(lines)
+
+    @staticmethod
+    def body_content(parsed: ParsedMessage) -> Content:
+        text = parsed.body
+        note = ""
+        if len(text) > BODY_LIMIT:
+            cut = len(parsed.body) - BODY_LIMIT
+            text, note = text[:BODY_LIMIT], f"\n[… {cut} more characters not shown]"
+        if not text.strip():
+            note = "(this message has no text part)" if parsed.body_type == "none" else "(empty)"
+        text = inert(text).expandtabs(TAB_SIZE)
+        if parsed.body_type == "html":
+            return Content.assemble(("[converted from HTML]\n", "italic $text-muted"), text, note)
+        return Content.assemble(text, (note, "italic $text-muted"))
+
+    @staticmethod
+    def attachment_content(parsed: ParsedMessage) -> Content:
+        if not parsed.attachments:
+            return Content("")
+        lines: list[Content] = [Content.styled("\nAttachments:", "bold")]
+        for n, att in enumerate(parsed.attachments, 1):
+            name = inert_line(att.filename) or "(no name)"
+            safe = safe_filename(att.filename)
+            line = Content.assemble(
+                f"  [{n}] ",
+                (name, "bold"),
+                f"  {inert_line(att.content_type)}, {human_size(att.size)}",
+            )
+            if att.filename and safe != att.filename:
+                line = line + Content.styled(f"  (saves as {safe})", "$text-muted")
+            lines.append(line)
+        return Content("\n").join(lines)
