@@ -143,7 +143,7 @@ CONFIG_TEMPLATE = """\
 # action id, each value a key like "ctrl+r" or a list of keys like ["r", "R"].
 #
 # [keys]
-# compose = ["m", "c"]
+# sync_now = ["ctrl+r", "f5"]
 """
 
 
