@@ -816,7 +816,7 @@ def test_template_examples_parse_when_uncommented(tmp_path: Path) -> None:
     assert cfg.accounts["work"].receive.port == 993
     assert cfg.accounts["work"].send.port == 587
     assert cfg.accounts["home"].send.backend == "local"
-    assert cfg.key_overrides == {"compose": "m,c"}
+    assert cfg.key_overrides == {"sync_now": "ctrl+r,f5"}
 
 
 def test_template_documents_every_key() -> None:
