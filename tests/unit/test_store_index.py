@@ -1,0 +1,287 @@
+"""The SQLite index, the journal and the AccountStore that keeps both in step with disk."""
+
+from __future__ import annotations
+
+import email.utils
+import mailbox
+import os
+import random
+import shutil
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tui_mail.core.models import Address, FolderRole, ServerId
+from tui_mail.store.account_store import AccountStore, RescanResult, role_for_name
+from tui_mail.store.index import MailIndex
+from tui_mail.store.journal import Journal
+from tui_mail.store.maildir import StoredFile
+from tui_mail.store.parse import ParsedHeaders
+
+
+def _raw(
+    n: int, *, date: int | None = None, mid: str = "", parent: str = "", refs: str = ""
+) -> bytes:
+    lines = [
+        f"From: Sender {n % 7} <s{n % 7}@example.org>",
+        f"Subject: message {n}",
+        f"Message-ID: {mid or f'<m{n}@example.org>'}",
+    ]
+    if date is not None:
+        lines.append(f"Date: {email.utils.formatdate(date)}")
+    if parent:
+        lines.append(f"In-Reply-To: {parent}")
+    if refs:
+        lines.append(f"References: {refs}")
+    return ("\n".join(lines) + f"\n\nbody of message number{n}\n").encode()
+
+
+@pytest.fixture
+def index(tmp_path: Path) -> Iterator[MailIndex]:
+    idx = MailIndex.open(tmp_path / "db" / "index.sqlite3")
+    yield idx
+    idx.close()
+
+
+@pytest.fixture
+def store(tmp_path: Path, index: MailIndex) -> AccountStore:
+    return AccountStore("acct", tmp_path / "sandbox" / "mail", index)
+
+
+def _fake(n: int, rng: random.Random) -> tuple[StoredFile, ParsedHeaders, None]:
+    flags = rng.choice(["", "S", "FS", "RS"])
+    stored = StoredFile("F", f"k{n:04d}", "cur", flags, Path("/x"), rng.randrange(10), 0.0)
+    parsed = ParsedHeaders(
+        date=rng.randrange(10),
+        sender=Address(rng.choice(["Ann", "bob", "", "Cy"]), f"{rng.randrange(3)}@x"),
+        to=(),
+        cc=(),
+        subject=rng.choice(["Re: b", "a", "B", "re: RE: c", ""]),
+        message_id="",
+        in_reply_to="",
+        references=(),
+        has_attachment=False,
+        list_id="",
+        body_text="",
+    )
+    return stored, parsed, None
+
+
+def test_paging_sorting_and_counts(index: MailIndex) -> None:
+    rng = random.Random(3)
+    items = [_fake(n, rng) for n in range(57)]
+    ids = index.upsert_many("a", "F", items)
+    row = {i: item for i, item in zip(ids, items, strict=True)}
+
+    def key(sort: str, i: int) -> object:
+        stored, parsed, _ = row[i]
+        return {
+            "date": parsed.date,
+            "size": stored.size,
+            "from": (parsed.sender.name or parsed.sender.addr).casefold(),
+            "subject": parsed.subject.lower().replace("re: ", "").strip(),
+        }[sort], i
+
+    for sort in ("date", "from", "subject", "size"):
+        for desc in (True, False):
+            expected = sorted(ids, key=lambda i, s=sort: key(s, i), reverse=desc)
+            for offset in range(0, 60, 7):
+                for limit in (1, 10, 25):
+                    page = index.page("a", "F", offset, limit, sort, desc)
+                    assert [e.ref.id for e in page] == expected[offset : offset + limit]
+    with pytest.raises(ValueError):
+        index.page("a", "F", 0, 10, sort="color")
+
+    unread = sum(1 for s, _, _ in items if "S" not in s.flags)
+    assert index.count("a", "F") == 57
+    assert index.count("a", "F", unread_only=True) == unread
+    assert index.folder_counts("a") == {"F": (57, unread)}
+    first = index.page("a", "F", 0, 1)[0]
+    assert index.envelope(first.ref.id) == first
+    assert index.path_of(first.ref.id) == ("a", "F", first.ref.key)
+    assert index.envelope(10_000) is None and index.path_of(10_000) is None
+
+
+def test_counts_follow_every_change(store: AccountStore, index: MailIndex) -> None:
+    a = store.deliver("INBOX", _raw(1))
+    b = store.deliver("INBOX", _raw(2), "S")
+    assert index.folder_counts("acct") == {"INBOX": (2, 1)}
+    store.set_flags(a, "S", pending=True)
+    assert index.folder_counts("acct") == {"INBOX": (2, 0)}
+    assert index.envelope(a.id).pending is True
+    store.set_flags(b, "F")
+    moved = store.move(b, "Archive")
+    assert moved.id == b.id and moved.folder == "Archive"
+    assert index.folder_counts("acct") == {"INBOX": (1, 0), "Archive": (1, 1)}
+    store.remove(a)
+    assert index.folder_counts("acct") == {"Archive": (1, 1)}
+    assert index.unread_total("acct") == 1
+    folders = {f.name: f for f in store.folders()}
+    assert (folders["Archive"].role, folders["Archive"].unread) == (FolderRole.ARCHIVE, 1)
+    assert folders["INBOX"].total == 0
+    assert index.keys_in_folder("acct", "Archive")[moved.key] == (moved.id, "F", "cur")
+
+
+def test_roles_by_name() -> None:
+    assert role_for_name("INBOX") is FolderRole.INBOX
+    assert role_for_name("Sent Items") is FolderRole.SENT
+    assert role_for_name("[Gmail]/Spam") is FolderRole.JUNK
+    assert role_for_name("INBOX/Trash") is FolderRole.TRASH
+    assert role_for_name("Projects/Archive") is FolderRole.NONE
+
+
+def test_threads_chain_and_reply_before_parent(store: AccountStore, index: MailIndex) -> None:
+    root = store.deliver("INBOX", _raw(1, mid="<a@x>"))
+    reply = store.deliver("INBOX", _raw(2, mid="<b@x>", parent="<a@x>", refs="<a@x>"))
+    deeper = store.deliver("Sent", _raw(3, mid="<c@x>", parent="<b@x>", refs="<a@x> <b@x>"))
+    other = store.deliver("INBOX", _raw(4, mid="<z@x>"))
+    thread = index.envelope(root.id).thread_id
+    assert thread == root.id
+    assert index.envelope(reply.id).thread_id == thread
+    assert index.envelope(deeper.id).thread_id == thread
+    assert index.envelope(other.id).thread_id == other.id
+
+    # The reply comes first; its parent then adopts the reply's thread.
+    late_reply = store.deliver("INBOX", _raw(5, mid="<q@x>", parent="<p@x>", refs="<p@x>"))
+    sibling = store.deliver("INBOX", _raw(6, mid="<r@x>", parent="<p@x>"))  # same missing parent
+    parent = store.deliver("INBOX", _raw(7, mid="<p@x>"))
+    t = index.envelope(late_reply.id).thread_id
+    assert index.envelope(parent.id).thread_id == t
+    assert index.envelope(sibling.id).thread_id == t
+    assert sorted(index.thread(t)) == sorted([late_reply.id, sibling.id, parent.id])
+
+    # A message naming both threads joins them under the older id.
+    bridge = store.deliver("INBOX", _raw(8, mid="<y@x>", refs="<a@x> <p@x>"))
+    assert index.envelope(bridge.id).thread_id == thread
+    assert index.envelope(parent.id).thread_id == thread
+
+
+def test_batch_threads_match_one_by_one(tmp_path: Path) -> None:
+    rng = random.Random(11)
+    msgs = []
+    for n in range(80):
+        parent = f"<m{rng.randrange(n + 20)}@x>" if rng.random() < 0.6 else ""
+        msgs.append(_raw(n, mid=f"<m{n}@x>", parent=parent))
+    rng.shuffle(msgs)
+    one = AccountStore("a", tmp_path / "one", MailIndex.open(tmp_path / "one.db"))
+    for raw in msgs:
+        one.deliver("INBOX", raw)
+    many = AccountStore("a", tmp_path / "many", MailIndex.open(tmp_path / "many.db"))
+    many.deliver_many("INBOX", [(raw, "", None) for raw in msgs])
+
+    def groups(s: AccountStore) -> set[frozenset[str]]:
+        by_thread: dict[int | None, set[str]] = {}
+        for e in s.index.page("a", "INBOX", 0, 1000):
+            by_thread.setdefault(e.thread_id, set()).add(e.message_id)
+        return {frozenset(g) for g in by_thread.values()}
+
+    assert groups(one) == groups(many)
+    one.index.close()
+    many.index.close()
+
+
+def test_rescan_sees_other_tools(store: AccountStore, index: MailIndex) -> None:
+    ours = store.deliver("INBOX", _raw(1))
+    md = mailbox.Maildir(store.root, factory=None, create=False)
+    theirs = md.add(_raw(2))
+    assert store.rescan() == RescanResult(added=1, removed=0, changed=0)
+    assert index.count("acct", "INBOX") == 2
+    assert store.rescan("INBOX").added == 0
+
+    # Flags changed by renaming (what mutt does), new/ -> cur/ included.
+    path = store.locate(ours).path
+    os.rename(path, store.root / "cur" / f"{ours.key}:2,FS")
+    result = store.rescan("INBOX")
+    assert (result.added, result.removed, result.changed) == (0, 0, 1)
+    env = index.envelope(ours.id)
+    assert env.flags.to_maildir() == "FS"
+    assert index.count("acct", "INBOX", unread_only=True) == 1
+
+    md.remove(theirs)
+    assert store.rescan("INBOX").removed == 1
+    assert index.count("acct", "INBOX") == 1
+
+    # A file name that is not UTF-8 is not ours to index, and does not break the scan.
+    os.close(os.open(os.fsencode(store.root / "cur") + b"/\xff\xfe:2,S", os.O_CREAT | os.O_WRONLY))
+    assert store.rescan("INBOX") == RescanResult()
+
+    # A folder removed behind our back loses its rows.
+    store.deliver("Gone", _raw(3))
+    shutil.rmtree(store.maildir.folder_path("Gone"))
+    assert store.rescan().removed == 1
+    assert "Gone" not in index.folder_counts("acct")
+
+
+def test_corrupt_index_is_moved_aside_and_rebuilt(tmp_path: Path) -> None:
+    db = tmp_path / "index.sqlite3"
+    index = MailIndex.open(db)
+    store = AccountStore("acct", tmp_path / "mail", index)
+    refs = [store.deliver("INBOX", _raw(n), "S" if n % 2 else "") for n in range(5)]
+    store.deliver("Lists/x", _raw(9))
+    index.close()
+    for suffix in ("-wal", "-shm"):
+        if os.path.exists(f"{db}{suffix}"):
+            os.unlink(f"{db}{suffix}")
+    db.write_bytes(os.urandom(4096))
+
+    fresh = MailIndex.open(db)
+    assert fresh.was_reset is True
+    assert list(tmp_path.glob("index.sqlite3.corrupt-*"))
+    assert fresh.folder_counts("acct") == {}  # empty, and nobody concludes "mail deleted"
+    store = AccountStore("acct", tmp_path / "mail", fresh)
+    assert store.rescan().added == 6
+    assert fresh.folder_counts("acct") == {"INBOX": (5, 3), "Lists/x": (1, 1)}
+    assert {e.ref.key for e in fresh.page("acct", "INBOX", 0, 10)} == {r.key for r in refs}
+    fresh.close()
+
+
+def test_wrong_schema_version_resets(tmp_path: Path) -> None:
+    db = tmp_path / "index.sqlite3"
+    MailIndex.open(db).close()
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE meta SET value = '999' WHERE key = 'schema_version'")
+    conn.close()
+    again = MailIndex.open(db)
+    assert again.was_reset is True
+    again.close()
+    assert MailIndex.open(db).was_reset is False
+
+
+def test_search_and_message_ids(store: AccountStore, index: MailIndex) -> None:
+    a = store.deliver("INBOX", _raw(1, mid="<same@x>"))
+    b = store.deliver("Sent", _raw(2, mid="<same@x>"))
+    assert index.search("acct", "number1") == [a.id]
+    assert index.search("acct", 'message "quoted') == []
+    assert [r.id for r in index.find_by_message_id("acct", "same@x")] == [a.id, b.id]
+    store.remove(a)
+    assert index.search("acct", "number1") == []
+
+
+def test_rebuild_and_server_ids(store: AccountStore, index: MailIndex) -> None:
+    ref = store.deliver("INBOX", _raw(1), "S", server=ServerId(uid=7, uidvalidity=3))
+    assert index.uids_in_folder("acct", "INBOX") == {7: (ref.id, ref.key, "S")}
+    index.set_folder_state("acct", "INBOX", uidvalidity=3, highestmodseq=10)
+    assert index.folder_state("acct", "INBOX").highestmodseq == 10
+    result = store.rebuild()
+    assert result.added == 1 and index.count("acct", "INBOX") == 1
+    assert index.folder_state("acct", "INBOX") is None  # sync state goes with the rows
+
+
+def test_journal(index: MailIndex) -> None:
+    journal = Journal(index)
+    first = journal.add("acct", "set_flags", {"key": "k", "add": ["S"]})
+    second = journal.add("acct", "move", {"key": "k", "to": "Archive"})
+    journal.add("other", "send", {})
+    assert [e.id for e in journal.pending("acct")] == [first, second]
+    assert journal.pending("acct")[0].payload == {"add": ["S"], "key": "k"}
+    journal.mark_failed(first, "offline", retry_at=2e9)
+    entry = journal.get(first)
+    assert (entry.state, entry.attempts, entry.error) == ("failed", 1, "offline")
+    assert [e.id for e in journal.pending("acct", due_before=1e9)] == [second]
+    journal.mark_done(second)
+    assert journal.count_pending("acct") == 1
+    with index.transaction():
+        journal.add("acct", "delete", {"folder": "INBOX", "key": "k"})
+    assert journal.count_pending("acct") == 2

@@ -1,0 +1,206 @@
+"""The Maildir half of the store: what other tools see on disk."""
+
+from __future__ import annotations
+
+import mailbox
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tui_mail.core.errors import StoreError
+from tui_mail.store.maildir import (
+    MaildirStore,
+    decode_folder,
+    encode_folder,
+    split_name,
+    unique_name,
+)
+
+MSG = b"From: a@example.org\nSubject: hello\nMessage-ID: <1@example.org>\n\nbody\n"
+
+
+def _files(root: Path) -> set[Path]:
+    return {p for p in root.rglob("*") if p.is_file() and p.name != "maildirfolder"}
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> MaildirStore:
+    return MaildirStore(tmp_path / "sandbox" / "mail")
+
+
+def test_written_maildir_reads_back_through_python_mailbox(store: MaildirStore) -> None:
+    plain = store.add("INBOX", MSG)
+    flagged = store.add("INBOX", MSG.replace(b"hello", b"two"), "SR")
+    listed = store.add("Lists/python-dev", b"Subject: list\n\nx\n", "S")
+
+    md = mailbox.Maildir(store.root, factory=None, create=False)
+    assert md.get_bytes(plain.key) == MSG
+    assert md.get_message(plain.key).get_subdir() == "new"
+    assert md.get_message(plain.key).get_flags() == ""
+    assert md.get_message(flagged.key).get_subdir() == "cur"
+    assert md.get_message(flagged.key).get_flags() == "RS"  # ASCII order on disk
+
+    assert md.list_folders() == ["Lists.python-dev"]
+    sub = md.get_folder("Lists.python-dev")
+    assert sub.get_bytes(listed.key) == b"Subject: list\n\nx\n"
+    assert sub.get_message(listed.key).get_flags() == "S"
+    assert store.list_folders() == ["INBOX", "Lists/python-dev"]
+
+
+def test_flags_sorted_and_unknown_letters_kept(store: MaildirStore) -> None:
+    stored = store.add("INBOX", MSG)
+    assert stored.subdir == "new"
+    changed = store.set_flags("INBOX", stored.key, "SaZFa")
+    assert changed.subdir == "cur"
+    assert changed.path.name == f"{stored.key}:2,FSZa"
+    assert not stored.path.exists()
+    md = mailbox.Maildir(store.root, factory=None, create=False)
+    assert md.get_message(stored.key).get_flags() == "FSZa"
+    # Flags written by mailbox.Maildir (another tool) are found and kept.
+    msg = md.get_message(stored.key)
+    msg.set_flags("TSb")
+    md[stored.key] = msg
+    found = store.locate("INBOX", stored.key)
+    assert found is not None and found.flags == "STb"
+
+
+def test_mark_seen_cur_moves_without_changing_flags(store: MaildirStore) -> None:
+    stored = store.add("INBOX", MSG)
+    moved = store.mark_seen_cur("INBOX", stored.key)
+    assert moved.subdir == "cur" and moved.flags == ""
+    assert moved.path.name == f"{stored.key}:2,"
+
+
+def test_failed_stream_leaves_no_file(store: MaildirStore) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b"From: a@b\n\n"
+        yield b"x" * 100_000
+        raise ConnectionError("link dropped")
+
+    with pytest.raises(ConnectionError):
+        store.add_stream("INBOX", chunks())
+    assert _files(store.root) == set()
+    store.add_stream("INBOX", iter([b"Subject: ok\n\n", b"fine\n"]))
+    assert len(_files(store.root)) == 1
+
+
+def test_unique_names_follow_the_spec() -> None:
+    names = {unique_name() for _ in range(1000)}
+    assert len(names) == 1000
+    name = names.pop()
+    sec, rest = name.split(".", 1)
+    assert sec.isdigit() and rest.startswith("M") and "P" in rest and "Q" in rest
+    assert "/" not in name and ":" not in name
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["..", ".", "a/../../b", "\x1b[31m", "", "/", "a//b", "%", "%41", "x\\y", "a.b", "ü/ß", "\x00"],
+)
+def test_hostile_folder_names_stay_under_root(store: MaildirStore, name: str) -> None:
+    dirname = encode_folder(name)
+    assert "/" not in dirname and dirname not in (".", "..")
+    assert decode_folder(dirname) == name
+    store.add(name, MSG)
+    path = store.folder_path(name)
+    assert path.parent == store.root
+    assert path.resolve().is_relative_to(store.root.resolve())
+    assert name in store.list_folders()
+    # Nothing was created beside the root.
+    assert sorted(p.name for p in store.root.parent.iterdir()) == ["mail"]
+
+
+def test_folder_encoding_examples() -> None:
+    assert encode_folder("INBOX") == ""
+    assert encode_folder("Lists/python-dev") == ".Lists.python-dev"
+    assert encode_folder("a.b") == ".a%2Eb"
+    assert decode_folder(".Lists.python-dev") == "Lists/python-dev"
+    with pytest.raises(StoreError):
+        decode_folder("Lists")
+
+
+def test_non_canonical_directories_are_not_folders(store: MaildirStore) -> None:
+    for odd in (".INBOX", ".a%zz", "..x"):
+        for sub in ("cur", "new", "tmp"):
+            (store.root / odd / sub).mkdir(parents=True)
+    assert store.list_folders() == ["INBOX"]
+
+
+def test_locate_after_another_tool_renamed(store: MaildirStore) -> None:
+    stored = store.add("INBOX", MSG, "S")
+    os.rename(stored.path, stored.path.with_name(f"{stored.key}:2,FRS"))
+    found = store.locate("INBOX", stored.key, hint=("cur", "S"))
+    assert found is not None and found.flags == "FRS"
+    assert store.read_bytes("INBOX", stored.key, hint=("cur", "S")) == MSG
+    assert store.locate("INBOX", "1.M1P1Q1.nothere") is None
+
+
+def test_move_copy_remove(store: MaildirStore) -> None:
+    stored = store.add("INBOX", MSG, "S")
+    moved = store.move("INBOX", stored.key, "Archive")
+    assert moved.key == stored.key and moved.folder == "Archive"
+    assert moved.path.read_bytes() == MSG and not stored.path.exists()
+    copied = store.copy("Archive", moved.key, "INBOX")
+    assert copied.key != moved.key and copied.flags == "S"
+    assert store.read_bytes("INBOX", copied.key) == MSG
+    assert store.remove("Archive", moved.key) is True
+    assert store.remove("Archive", moved.key) is False
+    with pytest.raises(StoreError):
+        store.read_bytes("Archive", moved.key)
+
+
+def test_move_onto_a_taken_key_gets_a_new_key(store: MaildirStore) -> None:
+    stored = store.add("INBOX", MSG)
+    (store.folder_path("Archive") / "new").mkdir(parents=True)
+    (store.folder_path("Archive") / "cur").mkdir()
+    (store.folder_path("Archive") / "tmp").mkdir()
+    (store.folder_path("Archive") / "new" / stored.key).write_bytes(b"other")
+    moved = store.move("INBOX", stored.key, "Archive")
+    assert moved.key != stored.key and moved.path.read_bytes() == MSG
+    assert (store.folder_path("Archive") / "new" / stored.key).read_bytes() == b"other"
+
+
+def test_folder_management(store: MaildirStore) -> None:
+    store.add("Work", MSG)
+    store.add("Work/Sub", MSG)
+    with pytest.raises(StoreError):
+        store.delete_folder("Work")  # not empty
+    with pytest.raises(StoreError):
+        store.delete_folder("INBOX")
+    store.rename_folder("Work", "Job")
+    assert store.list_folders() == ["INBOX", "Job", "Job/Sub"]
+    store.delete_folder("Job", force=True)
+    assert store.list_folders() == ["INBOX", "Job/Sub"]
+    store.create_folder("Empty")
+    assert (store.folder_path("Empty") / "maildirfolder").exists()
+    store.delete_folder("Empty")
+    assert "Empty" not in store.list_folders()
+
+
+def test_scan_skips_tmp_and_dotfiles(store: MaildirStore) -> None:
+    a = store.add("INBOX", MSG)
+    b = store.add("INBOX", MSG, "F")
+    (store.root / "tmp" / "partial").write_bytes(b"x")
+    (store.root / "cur" / ".hidden").write_bytes(b"x")
+    scanned = {(s.key, s.subdir, s.flags) for s in store.scan("INBOX")}
+    assert scanned == {(a.key, "new", ""), (b.key, "cur", "F")}
+    assert split_name(f"{b.key}:2,F") == (b.key, "F")
+
+
+def test_batch_defers_directory_syncs(store: MaildirStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    synced: list[str] = []
+    from tui_mail.store import maildir as mod
+
+    monkeypatch.setattr(mod, "_fsync_dir", lambda p: synced.append(str(p)))
+    with store.batch():
+        for _ in range(5):
+            store.add("INBOX", MSG)
+        assert synced == []
+    assert synced == [str(store.root / "new")]
+
+
+def test_missing_root_without_create(tmp_path: Path) -> None:
+    with pytest.raises(StoreError):
+        MaildirStore(tmp_path / "nothing", create=False)

@@ -1,0 +1,133 @@
+"""parse_message: right on good mail, never raising on bad mail."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from tui_mail.core.models import Address
+from tui_mail.store.parse import BODY_TEXT_LIMIT, decode_words, parse_message
+
+
+def test_ordinary_message() -> None:
+    raw = (
+        b"Received: from x by y; Tue, 2 Jan 2024 10:00:00 +0000\r\n"
+        b"From: =?UTF-8?Q?J=C3=B6rg_M=C3=BCller?= <jm@example.org>\r\n"
+        b'To: alice@example.org, "Bob, Jr." <bob@example.org>\r\n'
+        b"Cc: =?iso-8859-1?q?Ren=E9?= <rene@example.org>\r\n"
+        b"Subject: =?utf-8?b?SGVsbG8g?=\r\n =?utf-8?b?d8O2cmxk?=\r\n"
+        b"Date: Mon, 1 Jan 2024 10:00:00 +0100\r\n"
+        b"Message-ID: <abc@example.org>\r\n"
+        b"In-Reply-To: <parent@example.org> (your message)\r\n"
+        b"References: <root@example.org>\r\n <parent@example.org>\r\n"
+        b"List-Id: Python Dev <python-dev.python.org>\r\n"
+        b"\r\nHello there\r\n"
+    )
+    p = parse_message(raw)
+    assert p.date == 1704099600
+    assert p.sender == Address("Jörg Müller", "jm@example.org")
+    assert p.to == (Address("", "alice@example.org"), Address("Bob, Jr.", "bob@example.org"))
+    assert p.cc == (Address("René", "rene@example.org"),)
+    assert p.subject == "Hello wörld"
+    assert p.message_id == "<abc@example.org>"
+    assert p.in_reply_to == "<parent@example.org>"
+    assert p.references == ("<root@example.org>", "<parent@example.org>")
+    assert p.list_id == "python-dev.python.org"
+    assert p.body_text.strip() == "Hello there"
+    assert p.has_attachment is False
+
+
+def test_multibyte_character_split_across_encoded_words() -> None:
+    # "ü" is C3 BC; encoders may put the two bytes into two words.
+    assert decode_words("=?utf-8?q?gr=C3?= =?utf-8?q?=BCn?=") == "grün"
+    assert decode_words("a =?utf-8?q?b?= c") == "a b c"
+    assert decode_words("=?bogus-charset?q?caf=E9?=") == "café"
+    assert decode_words("=?utf-8?b?not base64!!?=") is not None
+
+
+def test_eight_bit_headers_and_fallback_date() -> None:
+    latin = parse_message("Subject: caf\xe9\n\nx".encode("latin-1"), mtime=1234.5)
+    assert latin.subject == "café" and latin.date == 1234
+    utf8 = parse_message("Subject: café ☕\nFrom: Zoë <z@x>\n\nx".encode(), mtime=None)
+    assert utf8.subject == "café ☕" and utf8.sender.name == "Zoë" and utf8.date == 0
+    received = parse_message(b"Received: by x; Wed, 3 Jan 2024 00:00:00 +0000\n\nx", 5)
+    assert received.date == 1704240000
+
+
+def test_terminal_escapes_do_not_survive() -> None:
+    p = parse_message(b"Subject: \x1b[31mred\x1b[0m\x07\nFrom: \x1b]0;x\x07 <a@b>\n\nbody")
+    assert "\x1b" not in p.subject and "\x07" not in p.subject
+    assert "\x1b" not in p.sender.name
+    assert p.subject == "[31mred [0m"
+
+
+def test_attachments_and_html() -> None:
+    raw = (
+        b"From: a@b\nContent-Type: multipart/mixed; boundary=XX\n\n"
+        b"--XX\nContent-Type: multipart/alternative; boundary=YY\n\n"
+        b"--YY\nContent-Type: text/html; charset=utf-8\n\n"
+        b"<p>Hi <b>there</b></p><script>x()</script>\n"
+        b"--YY--\n"
+        b"--XX\nContent-Type: application/pdf\nContent-Disposition: attachment; filename=a.pdf\n"
+        b"Content-Transfer-Encoding: base64\n\nJVBERi0=\n--XX--\n"
+    )
+    p = parse_message(raw)
+    assert p.has_attachment is True
+    assert p.body_text == "Hi there"
+    signed = (
+        b"Content-Type: multipart/signed; boundary=S\n\n--S\nContent-Type: text/plain\n\nhi\n"
+        b"--S\nContent-Type: application/pgp-signature\n\nsig\n--S--\n"
+    )
+    assert parse_message(signed).has_attachment is False
+    qp = (
+        b"Content-Type: text/plain; charset=iso-8859-1\n"
+        b"Content-Transfer-Encoding: quoted-printable\n\ncaf=E9\n"
+    )
+    assert parse_message(qp).body_text.strip() == "café"
+
+
+def test_body_is_truncated() -> None:
+    p = parse_message(b"Subject: big\n\n" + b"word " * 100_000)
+    assert len(p.body_text) == BODY_TEXT_LIMIT
+
+
+MALFORMED = [
+    b"",
+    b"\n\n\n",
+    b"no headers at all",
+    b"\x00\x01\x02\xff\xfe",
+    b"From: \nTo: \nCc: ,,,,\nDate: \nSubject:\n\n",
+    b"Date: yesterday at noon\nDate: Thu, 31 Feb 99999 99:99:99 +9999\n\n",
+    b"Date: Mon, 1 Jan 10000 00:00:00 +0000\n\n",
+    b'From: "unterminated <a@b>\nTo: <<<>>>@@@\n\n',
+    b"From: =?utf-8?q?broken\nSubject: =?x?b?!!!?= =?utf-8?B?====?= =?utf-8?Q?=ZZ?=\n\n",
+    b"Subject: =?unknown-8bit?q?=FF=FE?=\nContent-Type: text/plain; charset=klingon\n\n\xff\xfe",
+    b"Content-Type: multipart/mixed\n\nno boundary",
+    b'Content-Type: multipart/mixed; boundary=""\n\n--\n--\n',
+    b"Content-Type: text/plain\nContent-Transfer-Encoding: base64\n\n!!!not base64!!!",
+    b"Content-Type: message/rfc822\n\nFrom: inner\n",
+    b"Message-ID: " + b"<" * 5000 + b"\nReferences: " + b"<a@b> " * 5000 + b"\n\n",
+    b"To: " + b"a@b, " * 20_000 + b"\n\n",
+    b"Subject: " + b"x" * 200_000 + b"\n\n",
+    b"From: a\r\n\tb\r\n c <d@e>\r\n\r\n",
+    b"Content-Type: multipart/mixed; boundary=B\n\n"
+    + b"--B\nContent-Type: multipart/mixed; boundary=B\n\n" * 2000,
+]
+
+
+@pytest.mark.parametrize("raw", MALFORMED, ids=range(len(MALFORMED)))
+def test_malformed_never_raises(raw: bytes) -> None:
+    p = parse_message(raw, mtime=42.0)
+    assert isinstance(p.subject, str) and isinstance(p.date, int)
+    assert len(p.to) <= 500
+
+
+def test_random_garbage_never_raises() -> None:
+    rng = random.Random(7)
+    pieces = [b"From: ", b"=?utf-8?q?", b"?=", b"\n", b"\r\n", b":", b"<", b">", b"\xff"]
+    pieces += [b"--B\n", b"Content-Type: multipart/mixed; boundary=B\n", b"Date: ", b'"', b","]
+    for _ in range(300):
+        raw = b"".join(rng.choice(pieces) for _ in range(rng.randrange(1, 60)))
+        parse_message(raw)
+        parse_message(bytes(rng.randrange(256) for _ in range(rng.randrange(200))))

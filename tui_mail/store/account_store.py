@@ -1,0 +1,274 @@
+"""One account's Maildir and its rows in the shared index, kept in step.
+
+Order of every change: the file first (durable), then the index row. A crash
+in between leaves a file the index does not know yet, which the next rescan
+picks up; the reverse (a row without a file) never happens through here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from tui_mail.core.errors import StoreError
+from tui_mail.core.flags import normalise_maildir_letters
+from tui_mail.core.models import Folder, FolderRole, MessageRef, ServerId
+from tui_mail.store.index import IndexedFile, MailIndex
+from tui_mail.store.maildir import INBOX, MaildirStore, StoredFile, is_inbox, split_name
+from tui_mail.store.parse import ParsedHeaders, parse_message
+
+# Rescans index new files in chunks: each chunk is one transaction, so other
+# writers (the UI marking a message read) wait at most one chunk.
+RESCAN_CHUNK = 500
+
+_ROLE_NAMES: dict[str, FolderRole] = {
+    "inbox": FolderRole.INBOX,
+    "sent": FolderRole.SENT,
+    "sent items": FolderRole.SENT,
+    "sent messages": FolderRole.SENT,
+    "sent mail": FolderRole.SENT,
+    "drafts": FolderRole.DRAFTS,
+    "draft": FolderRole.DRAFTS,
+    "trash": FolderRole.TRASH,
+    "deleted items": FolderRole.TRASH,
+    "deleted messages": FolderRole.TRASH,
+    "bin": FolderRole.TRASH,
+    "junk": FolderRole.JUNK,
+    "spam": FolderRole.JUNK,
+    "junk e-mail": FolderRole.JUNK,
+    "junk email": FolderRole.JUNK,
+    "archive": FolderRole.ARCHIVE,
+    "archives": FolderRole.ARCHIVE,
+}
+# Containers whose children are the special folders on common servers.
+_ROLE_PARENTS = ("inbox", "[gmail]", "[google mail]")
+
+
+def role_for_name(name: str) -> FolderRole:
+    """A folder's role guessed from its name (servers with SPECIAL-USE say it instead)."""
+    if is_inbox(name):
+        return FolderRole.INBOX
+    parent, _, last = name.rpartition("/")
+    if parent and parent.casefold() not in _ROLE_PARENTS:
+        return FolderRole.NONE
+    return _ROLE_NAMES.get(last.casefold(), FolderRole.NONE)
+
+
+@dataclass(frozen=True)
+class RescanResult:
+    added: int = 0
+    removed: int = 0
+    changed: int = 0
+
+    def __add__(self, other: RescanResult) -> RescanResult:
+        return RescanResult(
+            self.added + other.added, self.removed + other.removed, self.changed + other.changed
+        )
+
+
+def _hint(info: IndexedFile | None) -> tuple[str, str] | None:
+    return (info.subdir, info.flags) if info else None
+
+
+class AccountStore:
+    def __init__(self, account: str, root: Path, index: MailIndex) -> None:
+        self.account = account
+        self.index = index
+        self.maildir = MaildirStore(root)
+
+    @property
+    def root(self) -> Path:
+        return self.maildir.root
+
+    # -- messages
+
+    def _info(self, ref: MessageRef) -> IndexedFile | None:
+        return self.index.file_info(self.account, ref.folder, ref.key)
+
+    def _index_file(self, stored: StoredFile, raw: bytes | None, server: ServerId | None) -> int:
+        if raw is None:
+            raw = stored.path.read_bytes()
+        parsed = parse_message(raw, stored.mtime)
+        return self.index.upsert(self.account, stored.folder, stored, parsed, server)
+
+    def deliver(
+        self,
+        folder: str,
+        raw: bytes,
+        flags: str = "",
+        server: ServerId | None = None,
+        key: str | None = None,
+    ) -> MessageRef:
+        """Store a message: the file is durable before its index row exists."""
+        folder = INBOX if is_inbox(folder) else folder
+        stored = self.maildir.add(folder, raw, flags, key)
+        msg_id = self._index_file(stored, raw, server)
+        return MessageRef(self.account, folder, stored.key, msg_id)
+
+    def deliver_many(
+        self, folder: str, messages: Iterable[tuple[bytes, str, ServerId | None]]
+    ) -> list[MessageRef]:
+        """Bulk delivery (initial sync): one directory fsync and one transaction per call.
+
+        Every file is fsynced and renamed before any row is written, so the
+        index never points at a message that is not on disk.
+        """
+        folder = INBOX if is_inbox(folder) else folder
+        items: list[tuple[StoredFile, ParsedHeaders, ServerId | None]] = []
+        with self.maildir.batch():
+            for raw, flags, server in messages:
+                stored = self.maildir.add(folder, raw, flags)
+                items.append((stored, parse_message(raw, stored.mtime), server))
+        ids = self.index.upsert_many(self.account, folder, items)
+        return [
+            MessageRef(self.account, folder, s.key, i)
+            for (s, _, _), i in zip(items, ids, strict=True)
+        ]
+
+    def set_flags(self, ref: MessageRef, flags: str, pending: bool = False) -> MessageRef:
+        """New flag letters on disk (moving new/ to cur/), then in the row."""
+        stored = self.maildir.set_flags(ref.folder, ref.key, flags, _hint(self._info(ref)))
+        msg_id = self.index.set_flags(
+            self.account, ref.folder, ref.key, stored.flags, pending=pending, subdir=stored.subdir
+        )
+        if msg_id is None:
+            msg_id = self._index_file(stored, None, None)
+            if pending:
+                self.index.set_pending([msg_id], True)
+        return MessageRef(self.account, ref.folder, ref.key, msg_id)
+
+    def move(self, ref: MessageRef, to_folder: str) -> MessageRef:
+        to_folder = INBOX if is_inbox(to_folder) else to_folder
+        stored = self.maildir.move(ref.folder, ref.key, to_folder, _hint(self._info(ref)))
+        if stored.folder == ref.folder:
+            return ref
+        msg_id = self.index.move_row(self.account, ref.folder, ref.key, to_folder, stored)
+        if msg_id is None:
+            msg_id = self._index_file(stored, None, None)
+        return MessageRef(self.account, to_folder, stored.key, msg_id)
+
+    def copy(self, ref: MessageRef, to_folder: str) -> MessageRef:
+        to_folder = INBOX if is_inbox(to_folder) else to_folder
+        stored = self.maildir.copy(ref.folder, ref.key, to_folder, _hint(self._info(ref)))
+        return MessageRef(self.account, to_folder, stored.key, self._index_file(stored, None, None))
+
+    def remove(self, ref: MessageRef) -> None:
+        """Delete the file, then the row. Removing a message already gone is not an error."""
+        self.maildir.remove(ref.folder, ref.key, _hint(self._info(ref)))
+        self.index.remove(self.account, ref.folder, ref.key)
+
+    def read(self, ref: MessageRef) -> bytes:
+        return self.maildir.read_bytes(ref.folder, ref.key, _hint(self._info(ref)))
+
+    def locate(self, ref: MessageRef) -> StoredFile | None:
+        return self.maildir.locate(ref.folder, ref.key, _hint(self._info(ref)))
+
+    # -- folders
+
+    def create_folder(self, name: str) -> None:
+        self.maildir.create_folder(name)
+
+    def delete_folder(self, name: str, force: bool = False) -> None:
+        self.maildir.delete_folder(name, force)
+        self.index.remove_folder(self.account, name)
+
+    def rename_folder(self, old: str, new: str) -> None:
+        self.maildir.rename_folder(old, new)
+        self.index.rename_folder(self.account, old, new)
+
+    def folders(self) -> list[Folder]:
+        """Every folder on disk, INBOX first, with counts and roles."""
+        counts = self.index.folder_counts(self.account)
+        roles = {s.name: s.role for s in self.index.folder_states(self.account) if s.role}
+        result = []
+        for name in self.maildir.list_folders():
+            total, unread = counts.get(name, (0, 0))
+            role = roles.get(name) or role_for_name(name)
+            result.append(Folder(self.account, name, role, total, unread))
+        return result
+
+    # -- reconciling with the disk
+
+    def rescan(self, folder: str | None = None) -> RescanResult:
+        """Make the index match the Maildir: by key, by name only for known files.
+
+        New files are read and parsed; vanished ones are dropped; flags or
+        new/->cur/ changes made by other tools are copied in without a reparse.
+        """
+        if folder is not None:
+            folder = INBOX if is_inbox(folder) else folder
+            if not (self.maildir.folder_path(folder) / "cur").is_dir():
+                return RescanResult(removed=self.index.remove_folder(self.account, folder))
+            return self._rescan_folder(folder)
+        on_disk = self.maildir.list_folders()
+        result = RescanResult()
+        for name in set(self.index.indexed_folders(self.account)) - set(on_disk):
+            result += RescanResult(removed=self.index.remove_folder(self.account, name))
+        for name in on_disk:
+            result += self._rescan_folder(name)
+        return result
+
+    def rebuild(self) -> RescanResult:
+        """Forget the account's rows and index everything on disk again."""
+        self.index.clear_account(self.account)
+        return self.rescan()
+
+    def _rescan_folder(self, folder: str) -> RescanResult:
+        disk_new, disk_cur = self.maildir.list_names(folder)
+        want_new, want_cur = self.index.file_names(self.account, folder)
+        # Names on both sides are unchanged: the common case, done as set operations.
+        only_disk = [("cur", n) for n in disk_cur - want_cur]
+        only_disk += [("new", n) for n in disk_new - want_new]
+        only_index = {split_name(n)[0] for n in (want_new - disk_new) | (want_cur - disk_cur)}
+        if not only_disk and not only_index:
+            return RescanResult()
+
+        disk: dict[str, tuple[str, str, str]] = {}  # key -> (subdir, flags, name)
+        for subdir, name in only_disk:  # cur/ first: it wins when a key is in both
+            key, flags = split_name(name)
+            disk.setdefault(key, (subdir, flags, name))
+        known = self.index.files_info(self.account, folder, only_index)
+
+        removed = [k for k in only_index if k not in disk]
+        changed: list[tuple[str, str, str]] = []
+        added: list[tuple[str, str]] = []
+        for key, (subdir, flags, name) in disk.items():
+            info = known.get(key) if key in only_index else None
+            if info is None:
+                added.append((subdir, name))
+            elif info.subdir != subdir or info.flags != normalise_maildir_letters(flags):
+                changed.append((key, flags, subdir))
+
+        with self.index.transaction():
+            if removed:
+                self.index.remove_many(self.account, folder, removed)
+            if changed:
+                self.index.set_flags_many(self.account, folder, changed)
+
+        indexed = 0
+        for start in range(0, len(added), RESCAN_CHUNK):
+            chunk = added[start : start + RESCAN_CHUNK]
+            # A key the index already has under a name that is still on disk: the
+            # same file in new/ and cur/ (a tool died mid-rename). Index it once.
+            dupes = self.index.existing_keys(
+                self.account, folder, [split_name(n)[0] for _, n in chunk]
+            )
+            items: list[tuple[StoredFile, ParsedHeaders, ServerId | None]] = []
+            for subdir, name in chunk:
+                if split_name(name)[0] in dupes:
+                    continue
+                stored = self.maildir.stored_file(folder, subdir, name)
+                if stored is None:
+                    continue  # gone since the scan
+                try:
+                    raw = stored.path.read_bytes()
+                except FileNotFoundError:
+                    continue
+                except OSError as exc:
+                    raise StoreError(f"cannot read {stored.path}: {exc.strerror}") from exc
+                items.append((stored, parse_message(raw, stored.mtime), None))
+            if items:
+                self.index.upsert_many(self.account, folder, items)
+                indexed += len(items)
+        return RescanResult(added=indexed, removed=len(removed), changed=len(changed))
