@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from tui_mail.core.capabilities import Capabilities, Capability
 from tui_mail.core.errors import Unsupported
-from tui_mail.core.flags import Flag
+from tui_mail.core.flags import Flag, FlagSet
 from tui_mail.core.models import FolderRole, RemoteMessage, ServerId
 
 if TYPE_CHECKING:
@@ -73,6 +73,13 @@ class MailBackend(ABC):
     async def close(self) -> None:  # noqa: B027
         """Release connections. Never raises."""
 
+    async def abort(self) -> None:
+        """Drop connections without a goodbye, so nothing pending is committed.
+
+        POP3 applies DELE only at QUIT; after a failure we must not QUIT.
+        """
+        await self.close()
+
     async def check(self) -> str:
         """Prove the settings work (for `config check --online` and setup)."""
         await self.connect()
@@ -105,6 +112,10 @@ class ReceiveBackend(MailBackend):
         """Yield messages the store does not have yet (`known`: server ids as text)."""
         raise Unsupported(f"{self.name}: fetching is not available")
 
+    async def list_ids(self, folder: str) -> Sequence[str]:
+        """Every server id in `folder` now (UIDLs, or UIDs as text)."""
+        raise Unsupported(f"{self.name}: listing server ids is not available")
+
     async def remove_from_server(self, folder: str, ids: Sequence[ServerId]) -> None:
         """Called only after the local copies are durable (POP3 DELE, IMAP EXPUNGE)."""
         raise Unsupported(f"{self.name}: deleting on the server is not available")
@@ -127,6 +138,41 @@ class ReceiveBackend(MailBackend):
     async def wait_for_push(self, timeout: float) -> bool:
         """Block until the server reports a change (True) or `timeout` passes (False)."""
         raise Unsupported(f"{self.name}: push is not available")
+
+    # -- UID-based sync (IMAP). Server ids below are UIDs valid for the folder's
+    # current UIDVALIDITY, which `folder_state()` reports.
+
+    def fetch_messages(
+        self, folder: str, uids: Sequence[int], progress: ProgressCallback | None = None
+    ) -> AsyncIterator[RemoteMessage]:
+        """Stream these messages (in batches, pipelined), each with flags and ServerId.
+
+        UIDs no longer on the server are skipped silently.
+        """
+        raise Unsupported(f"{self.name}: fetching by UID is not available")
+
+    async def list_uids(self, folder: str, min_uid: int = 1) -> Sequence[int]:
+        """UIDs in `folder` now that are >= `min_uid`, ascending."""
+        raise Unsupported(f"{self.name}: listing UIDs is not available")
+
+    async def fetch_flags(
+        self, folder: str, since_modseq: int | None = None
+    ) -> Sequence[tuple[int, FlagSet, int | None]]:
+        """(uid, flags, modseq) for every message, or (CONDSTORE) only those whose
+        flags changed after `since_modseq`."""
+        raise Unsupported(f"{self.name}: fetching flags is not available")
+
+    async def expunged(
+        self, folder: str, known: Sequence[int], since_modseq: int | None = None
+    ) -> Sequence[int]:
+        """Which of the `known` UIDs are gone from the server (QRESYNC: since `since_modseq`)."""
+        raise Unsupported(f"{self.name}: expunge detection is not available")
+
+    async def fetch_header_fields(
+        self, folder: str, fields: Sequence[str]
+    ) -> Sequence[tuple[int, bytes, FlagSet]]:
+        """(uid, raw header lines of `fields`, flags) for every message in `folder`."""
+        raise Unsupported(f"{self.name}: fetching headers is not available")
 
 
 @dataclass(frozen=True)

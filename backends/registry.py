@@ -83,7 +83,9 @@ def backend_class(name: str, role: str) -> type[MailBackend]:
     try:
         cls = _import(target)
     except (ImportError, AttributeError, TypeError) as exc:
-        raise ConfigError(f"{role} backend {name!r} cannot be loaded ({exc}); known: {known}")
+        raise ConfigError(
+            f"{role} backend {name!r} cannot be loaded ({exc}); known: {known}"
+        ) from exc
     if role not in cls.roles:
         raise ConfigError(f"backend {name!r} cannot {role} mail; known: {known}")
     return cls

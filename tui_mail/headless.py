@@ -19,10 +19,17 @@ Reporter = Callable[[ev.Event], None]
 def text_reporter(out: TextIO = sys.stderr, quiet: bool = False) -> Reporter:
     """One line per interesting event; server-supplied text is made inert first."""
 
+    last: dict[str, str] = {}
+
     def report(event: ev.Event) -> None:
         line = describe(event)
-        if line and not (quiet and not isinstance(event, (ev.Failed, ev.BackendError))):
-            print(f"{event.account}: {inert_line(line)}", file=out, flush=True)
+        if not line or (quiet and not isinstance(event, (ev.Failed, ev.BackendError))):
+            return
+        # A setup error is both announced and the reply to each command: say it once.
+        if last.get(event.account) == line:
+            return
+        last[event.account] = line
+        print(f"{event.account}: {inert_line(line)}", file=out, flush=True)
 
     return report
 

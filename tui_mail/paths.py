@@ -45,3 +45,8 @@ def index_path() -> Path:
 
 def demo_root() -> Path:
     return mail_root("demo")
+
+
+def download_record_path() -> Path:
+    """Which server messages were ever stored; kept apart from the rebuildable index."""
+    return data_dir() / "downloaded.sqlite3"

@@ -254,6 +254,9 @@ class Pop3ReceiveBackend(ReceiveBackend):
         if nums:
             await self._call(conn, conn.session.dele_many, nums)
 
+    async def list_ids(self, folder: str) -> list[str]:
+        return await self.uidls()
+
     async def uidls(self) -> list[str]:
         """The UIDLs on the server in this session, oldest first (for delete_after_days)."""
         conn = await self._ensure_listing()

@@ -41,8 +41,8 @@ from io import BytesIO
 from typing import Any, NoReturn
 
 import aiosmtplib
-from tui_mail.backends.base import BackendContext, SendBackend, SendResult
 
+from tui_mail.backends.base import BackendContext, SendBackend, SendResult
 from tui_mail.config.schema import DEFAULT_PORTS
 from tui_mail.config.secrets import resolve_oauth_token, resolve_password
 from tui_mail.core.capabilities import Capabilities, Capability

@@ -309,6 +309,7 @@ _BOOL = _typed("a boolean (true or false)", lambda v: isinstance(v, bool))
 _STR_LIST = _typed("an array of strings", _is_str_list)
 _PORT = _typed("an integer from 1 to 65535", lambda v: _is_int(v) and 1 <= v <= 65535)
 _DAYS = _typed("an integer of 0 or more", lambda v: _is_int(v) and v >= 0)
+_BYTES = _typed("a size in bytes above 0", lambda v: _is_int(v) and v > 0)
 _SECONDS_CHECK = _typed("a number of seconds above 0", lambda v: _is_number(v) and v > 0)
 _EMAIL_CHECK = _typed(
     'an email address like "you@example.com"',
@@ -418,6 +419,7 @@ _BACKEND_OPTIONS: dict[str, dict[str, Validator]] = {
         "delete_after_download": _BOOL,
         "delete_after_days": _DAYS,
         "poll_interval": _seconds,
+        "max_message_size": _BYTES,
     },
     "smtp": {"server_saves_sent": _BOOL},
 }

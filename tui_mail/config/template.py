@@ -72,6 +72,7 @@ CONFIG_TEMPLATE = """\
 #   Extra keys for "pop3":
 #   delete_after_download  true to remove mail from the server once saved
 #   delete_after_days      remove it from the server after this many days
+#   max_message_size       skip (and report) messages larger than this many bytes
 #   poll_interval          seconds between checks for new mail
 #
 # [accounts.NAME.send] says how mail goes out:

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from email import message_from_bytes, policy
 from email.utils import getaddresses
 
+from tui_mail import paths
 from tui_mail.backends.base import ReceiveBackend, SendBackend
 from tui_mail.config.schema import AccountConfig
 from tui_mail.core import commands as cmd
@@ -23,7 +24,9 @@ from tui_mail.core.errors import AuthError, MailError, Unsupported
 from tui_mail.core.flags import FlagSet
 from tui_mail.core.models import FolderRole, MessageRef
 from tui_mail.store.account_store import AccountStore
+from tui_mail.store.seen import SeenServerIds
 from tui_mail.sync.backoff import Backoff
+from tui_mail.sync.download import DeletePolicy, download
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +53,7 @@ class AccountWorker:
         self.commands: asyncio.Queue[cmd.Command] = asyncio.Queue()
         self.backoff = Backoff()
         self.connected = False
+        self._seen_ids: SeenServerIds | None = None
         self._handlers: dict[type[cmd.Command], Callable[[cmd.Command], Awaitable[None]]] = {
             cmd.Connect: self._on_connect,
             cmd.Disconnect: self._on_disconnect,
@@ -116,6 +120,9 @@ class AccountWorker:
             self.emit(ev.Done, in_reply_to=command.id)
 
     async def _close(self) -> None:
+        if self._seen_ids is not None:
+            self._seen_ids.close()
+            self._seen_ids = None
         for backend in (self.receive, self.send_backend):
             if backend is not None:
                 try:
@@ -168,17 +175,22 @@ class AccountWorker:
         self.emit(ev.FoldersListed, folders=tuple(folders))
 
     async def _on_sync(self, command: cmd.SyncNow) -> None:
-        self._require_receive()
+        backend = self._require_receive()
         if not self.is_local:
-            raise Unsupported(
-                f"{self.name}: syncing a {self.account.receive.backend} account "
-                "is not available in this version"
-            )
+            if backend.has(Capability.SERVER_FLAGS):
+                raise Unsupported(
+                    f"{self.name}: syncing a {self.account.receive.backend} account "
+                    "is not available in this version"
+                )
+            await self._download(command)
+            return
         folders = [command.folder] if command.folder else self.store.maildir.list_folders()
         totals = ev.SyncFinished
         added = removed = changed = 0
         for n, folder in enumerate(folders, 1):
-            self.emit(ev.SyncProgress, folder=folder, activity="scanning", done=n, total=len(folders))
+            self.emit(
+                ev.SyncProgress, folder=folder, activity="scanning", done=n, total=len(folders)
+            )
             if command.dry_run:
                 continue
             result = await asyncio.to_thread(self.store.rescan, folder)
@@ -196,6 +208,60 @@ class AccountWorker:
             deleted=removed,
             flag_changes=changed,
             finished_at=time.time(),
+        )
+
+    async def _download(self, command: cmd.SyncNow) -> None:
+        """Download-only accounts (POP3): a session per sync; QUIT commits deletes."""
+        if command.dry_run:
+            raise Unsupported(f"{self.name}: --dry-run needs a server that keeps folders")
+        backend = self._require_receive()
+        if not self.connected:
+            await self._on_connect(command)
+        self.emit(ev.ConnectionChanged, state=ev.ConnectionState.SYNCING)
+
+        def progress(done: int, total: int) -> None:
+            self.emit(ev.SyncProgress, folder="INBOX", activity="fetching", done=done, total=total)
+
+        try:
+            result = await download(
+                backend,
+                self.store,
+                self._seen(),
+                DeletePolicy.from_endpoint(self.account.receive),
+                progress=progress,
+            )
+        except MailError as exc:
+            await self._connection_lost(exc)
+            raise
+        await backend.close()  # QUIT: only now does the server apply DELE
+        self.connected = False
+        self.emit(ev.ConnectionChanged, state=ev.ConnectionState.CONNECTED)
+        if result.fetched:
+            self.emit(ev.MessagesChanged, folder="INBOX", added=result.fetched)
+        await self._on_list_folders(command)
+        self.emit(
+            ev.SyncFinished,
+            fetched=result.fetched,
+            deleted=result.deleted,
+            finished_at=time.time(),
+        )
+
+    def _seen(self) -> SeenServerIds:
+        if self._seen_ids is None:
+            self._seen_ids = SeenServerIds(paths.download_record_path())
+        return self._seen_ids
+
+    async def _connection_lost(self, exc: MailError) -> None:
+        """Drop the session (no QUIT, so no DELE applies) and retry later."""
+        if self.receive is not None:
+            try:
+                await self.receive.abort()
+            except Exception:  # the link is already broken; nothing more to do
+                log.debug("abort failed", exc_info=True)
+        self.connected = False
+        delay = self.backoff.next_delay()
+        self.emit(
+            ev.ConnectionChanged, state=ev.ConnectionState.OFFLINE, detail=str(exc), retry_in=delay
         )
 
     # ---------------------------------------------------------------- message operations

@@ -1,0 +1,746 @@
+"""IMAP as a receive backend: folders, UIDs, flags both ways, push.
+
+One main connection carries every command the sync engine sends, one at a
+time (the engine is sequential); IDLE gets a connection of its own so a push
+can wait while the main connection works. A connection that failed in any
+way (timeout, drop, malformed reply, cancel) is thrown away: the next call
+opens a new one, and the worker's backoff decides how often that happens.
+
+Folder names: the server's names are decoded from modified UTF-7 and its
+hierarchy delimiter is replaced by "/". A "/" inside one level of a server
+whose delimiter is something else becomes U+2215 (DIVISION SLASH) so it does
+not invent a level; the wire name of every listed folder is remembered, so
+commands always use exactly what the server sent. Names that are hostile as
+paths are the store's business (its folder encoding), not ours.
+
+Stale UIDs: every method taking ServerIds checks their UIDVALIDITY against
+the folder's current one and refuses (ProtocolError) on a mismatch, so a
+pending change can never hit another message after a UIDVALIDITY reset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import re
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass
+
+from tui_mail.backends.base import (
+    BackendContext,
+    FolderState,
+    ProgressCallback,
+    ReceiveBackend,
+    RemoteFolder,
+)
+from tui_mail.backends.imap.client import (
+    CommandResult,
+    ImapConnection,
+    ImapSettings,
+)
+from tui_mail.backends.imap.parse import (
+    Limits,
+    Literal,
+    UidSet,
+    Untagged,
+    astring,
+    decode_mutf7,
+    encode_mutf7,
+    parse_esearch,
+    parse_internaldate,
+    parse_list,
+    parse_search,
+    parse_vanished,
+    server_text,
+    to_bytes,
+    uid_set,
+)
+from tui_mail.config.schema import DEFAULT_PORTS
+from tui_mail.config.secrets import resolve_oauth_token, resolve_password
+from tui_mail.core.capabilities import Capabilities, Capability
+from tui_mail.core.errors import ConfigError, ProtocolError, Unsupported
+from tui_mail.core.flags import Flag, FlagSet
+from tui_mail.core.models import FolderRole, RemoteMessage, ServerId
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_MESSAGE_SIZE = 100 * 1024 * 1024
+# UIDs per FETCH command: small enough for progress and a short restart after a
+# drop, big enough that round trips do not matter (PERFORMANCE.md: batch size
+# barely changes speed between 500 and 1000).
+DEFAULT_BATCH = 500
+DEFAULT_WINDOW = 2  # FETCH commands in flight
+# Command lines stay far below servers' limits (Dovecot: 64 KiB).
+_MAX_SET_TEXT = 8000
+# A server's listing may hold a few more UIDs than EXISTS said (new arrivals).
+_UID_SLACK = 100_000
+
+_ROLES = {
+    "\\sent": FolderRole.SENT,
+    "\\drafts": FolderRole.DRAFTS,
+    "\\trash": FolderRole.TRASH,
+    "\\junk": FolderRole.JUNK,
+    "\\archive": FolderRole.ARCHIVE,
+}
+# IMAP system flags (and the $Forwarded keyword) <-> our flags.
+_FROM_IMAP = {
+    "\\seen": Flag.SEEN,
+    "\\answered": Flag.ANSWERED,
+    "\\flagged": Flag.FLAGGED,
+    "\\deleted": Flag.DELETED,
+    "\\draft": Flag.DRAFT,
+    "$forwarded": Flag.PASSED,
+}
+_TO_IMAP = {
+    Flag.SEEN: b"\\Seen",
+    Flag.ANSWERED: b"\\Answered",
+    Flag.FLAGGED: b"\\Flagged",
+    Flag.DELETED: b"\\Deleted",
+    Flag.DRAFT: b"\\Draft",
+    Flag.PASSED: b"$Forwarded",
+}
+_LEVEL_SLASH = "\u2215"  # stands for a "/" inside one level of the server's hierarchy
+
+
+def flags_from_imap(items: tuple[str, ...] | None) -> FlagSet:
+    """IMAP flags -> FlagSet; keywords other than $Forwarded kept as keywords.
+
+    Memoised: a folder has few distinct flag combinations and a bulk FETCH
+    converts the same few thousands of times.
+    """
+    key = items or ()
+    found = _FLAG_CACHE.get(key)
+    if found is None:
+        if len(_FLAG_CACHE) > 4096:
+            _FLAG_CACHE.clear()  # bounded: a server with endless keywords cannot grow it
+        found = _FLAG_CACHE[key] = _flags_from_imap(key)
+    return found
+
+
+_FLAG_CACHE: dict[tuple[str, ...], FlagSet] = {}
+
+
+def _flags_from_imap(items: Iterable[str]) -> FlagSet:
+    flags: set[Flag] = set()
+    keywords: set[str] = set()
+    for item in items:
+        f = _FROM_IMAP.get(item.lower())
+        if f is not None:
+            flags.add(f)
+        elif not item.startswith("\\"):  # \Recent and unknown system flags are not ours
+            keywords.add(item)
+    return FlagSet(frozenset(flags), keywords=frozenset(keywords))
+
+
+def flags_to_imap(flags: Iterable[Flag]) -> bytes:
+    return b"(" + b" ".join(sorted(_TO_IMAP[f] for f in flags)) + b")"
+
+
+@dataclass
+class _Selected:
+    wire: bytes
+    state: FolderState
+    readonly: bool
+
+
+class ImapReceiveBackend(ReceiveBackend):
+    """IMAP4rev1 over TLS or STARTTLS (plaintext only on loopback or when allowed).
+
+    Options (`[accounts.NAME.receive]`): `max_message_size` (bytes, default
+    100 MiB; larger messages are skipped and listed in `skipped`),
+    `fetch_batch` (UIDs per FETCH, default 500), `push_folder` (the folder
+    IDLE watches, default INBOX).
+    """
+
+    name = "imap"
+
+    def __init__(self, ctx: BackendContext) -> None:
+        super().__init__(ctx)
+        ep = ctx.endpoint
+        key = ep.key_path
+
+        def where(k: str) -> str | None:
+            return f"{key}.{k}" if key else None
+
+        if not ep.host:
+            raise ConfigError("an imap account needs `host`", key=where("host"))
+        if not ep.user:
+            raise ConfigError("an imap account needs `user`", key=where("user"))
+        if ep.security == "none" and not (ep.allow_plaintext or _is_loopback(ep.host)):
+            raise ConfigError(
+                f'security = "none" to {ep.host} would send the password unencrypted',
+                key=where("security"),
+            )
+        max_size = _positive(ep.options.get("max_message_size", DEFAULT_MAX_MESSAGE_SIZE))
+        if max_size is None:
+            raise ConfigError(
+                "max_message_size must be a positive number of bytes",
+                key=where("max_message_size"),
+            )
+        batch = _positive(ep.options.get("fetch_batch", DEFAULT_BATCH))
+        if batch is None:
+            raise ConfigError("fetch_batch must be a positive number", key=where("fetch_batch"))
+        push_folder = ep.options.get("push_folder", "INBOX")
+        if not isinstance(push_folder, str) or not push_folder:
+            raise ConfigError("push_folder must be a folder name", key=where("push_folder"))
+        self.max_message_size = max_size
+        self.batch = batch
+        self.window = DEFAULT_WINDOW
+        self.push_folder = push_folder
+        self.settings = ImapSettings(
+            host=ep.host,
+            port=ep.port or DEFAULT_PORTS[("imap", ep.security)],
+            security=ep.security,
+            user=ep.user,
+            ca_file=ep.ca_file,
+            timeout=ep.timeout,
+            # A literal a little over the message limit is a message we skip by
+            # size beforehand; anything bigger is a broken or hostile server.
+            limits=Limits(max_literal=max_size + 65536, max_response=max_size + 16 * 1024 * 1024),
+            key_path=key,
+        )
+        self.skipped: dict[str, list[tuple[int, int]]] = {}  # folder -> [(uid, size)] too big
+        self._conn: ImapConnection | None = None
+        self._idle: ImapConnection | None = None
+        self._idle_folder: str | None = None
+        self._connecting = asyncio.Lock()
+        self._server_caps: frozenset[str] = frozenset()
+        self._enabled: frozenset[str] = frozenset()
+        self._wire_names: dict[str, bytes] = {}
+        self._delimiter: str | None = None
+        self._selected: _Selected | None = None
+
+    # ------------------------------------------------------------------ capabilities
+
+    @property
+    def capabilities(self) -> Capabilities:
+        caps = {
+            Capability.FOLDERS,
+            Capability.SERVER_FLAGS,
+            Capability.KEYWORDS,
+            Capability.COPY,
+            Capability.APPEND,
+            Capability.SERVER_SEARCH,
+        }
+        server = self._server_caps
+        if not server:
+            return frozenset(caps)  # before connecting: what every IMAP4rev1 server has
+        caps.add(Capability.MOVE)  # UID MOVE, or emulated by COPY + STORE + EXPUNGE
+        if "IDLE" in server:
+            caps.add(Capability.PUSH)
+        if "CONDSTORE" in server or "QRESYNC" in server:
+            caps.add(Capability.CONDSTORE)
+        if "QRESYNC" in server:
+            caps.add(Capability.QRESYNC)
+        return frozenset(caps)
+
+    @property
+    def server_capabilities(self) -> frozenset[str]:
+        """The server's CAPABILITY atoms after login (for diagnostics and tests)."""
+        return self._server_caps
+
+    @property
+    def commands_sent(self) -> int:
+        """Commands sent on the main connection since it was opened."""
+        return self._conn.commands_sent if self._conn is not None else 0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def connect(self) -> None:
+        await self._main()
+
+    async def close(self) -> None:
+        for conn in (self._conn, self._idle):
+            if conn is not None:
+                await conn.logout()
+        self._conn = self._idle = None
+        self._selected = None
+
+    async def abort(self) -> None:
+        for conn in (self._conn, self._idle):
+            if conn is not None:
+                conn.abort()
+        self._conn = self._idle = None
+        self._selected = None
+
+    async def check(self) -> str:
+        conn = await self._main()
+        folders = await self.list_folders()
+        how = "TLS" if conn.tls else "no encryption"
+        await self.close()
+        return (
+            f"IMAP {self.settings.where} ({how}) as {self.settings.user}: "
+            f"{len(folders)} folder{'s' if len(folders) != 1 else ''}"
+        )
+
+    async def _open(self) -> ImapConnection:
+        ep = self.ctx.endpoint
+        # Secrets come from user commands (pass, gpg): run them off the event loop.
+        if ep.oauth_token_command:
+            token = await asyncio.to_thread(resolve_oauth_token, ep)
+            password = ""
+        else:
+            password = await asyncio.to_thread(resolve_password, ep)
+            token = None
+        conn = ImapConnection(self.settings)
+        await conn.open(lambda: password, (lambda: token) if token is not None else None)
+        return conn
+
+    async def _main(self) -> ImapConnection:
+        async with self._connecting:
+            conn = self._conn
+            if conn is not None and conn.alive:
+                return conn
+            self._conn = None
+            self._selected = None
+            conn = await self._open()
+            caps = conn.capabilities
+            enabled: frozenset[str] = frozenset()
+            if "ENABLE" in caps and "QRESYNC" in caps:
+                # QRESYNC implies CONDSTORE: MODSEQ in every FETCH, VANISHED for expunges.
+                enabled = await conn.enable(b"QRESYNC")
+            elif "ENABLE" in caps and "CONDSTORE" in caps:
+                enabled = await conn.enable(b"CONDSTORE")
+            self._conn = conn
+            self._server_caps = caps
+            self._enabled = enabled
+            return conn
+
+    @property
+    def _condstore(self) -> bool:
+        return bool({"CONDSTORE", "QRESYNC"} & self._server_caps)
+
+    @property
+    def _qresync(self) -> bool:
+        return "QRESYNC" in self._enabled
+
+    # ------------------------------------------------------------------ folders
+
+    async def list_folders(self) -> list[RemoteFolder]:
+        conn = await self._main()
+        caps = self._server_caps
+        if "LIST-EXTENDED" in caps and "SPECIAL-USE" in caps:
+            result = await conn.check(b'LIST "" "*" RETURN (SPECIAL-USE)', what="LIST")
+        else:
+            result = await conn.check(b'LIST "" "*"', what="LIST")
+        folders: list[RemoteFolder] = []
+        names: dict[str, bytes] = {}
+        for resp in result.named("LIST"):
+            entry = parse_list(resp.args)
+            if entry.delimiter is not None:
+                self._delimiter = entry.delimiter
+            name = self._local_name(entry.name, entry.delimiter)
+            if name in names:
+                log.warning("imap %s: two folders map to %r", self.settings.where, name)
+                continue
+            names[name] = entry.name
+            role = FolderRole.INBOX if name == "INBOX" else FolderRole.NONE
+            for attr in entry.attributes:
+                role = _ROLES.get(attr, role)
+            folders.append(RemoteFolder(name, role, entry.selectable))
+        self._wire_names = names
+        folders.sort(key=lambda f: (f.name != "INBOX", f.name))
+        return folders
+
+    @staticmethod
+    def _local_name(wire: bytes, delimiter: str | None) -> str:
+        try:
+            text = decode_mutf7(wire)
+        except (ValueError, UnicodeDecodeError):
+            # Not modified UTF-7: some servers send raw UTF-8 regardless.
+            text = wire.decode("utf-8", "replace")
+        if delimiter and delimiter != "/":
+            text = "/".join(p.replace("/", _LEVEL_SLASH) for p in text.split(delimiter))
+        first, sep, rest = text.partition("/")
+        if first.upper() == "INBOX":
+            text = "INBOX" + sep + rest
+        return text
+
+    async def _wire(self, folder: str) -> bytes:
+        if folder.upper() == "INBOX":
+            return b"INBOX"
+        if not self._wire_names:
+            await self.list_folders()
+        wire = self._wire_names.get(folder)
+        if wire is not None:
+            return wire
+        delim = self._delimiter or "/"
+        levels = [p.replace(_LEVEL_SLASH, "/") for p in folder.split("/")]
+        return encode_mutf7(delim.join(levels))
+
+    async def _select(self, folder: str, *, readonly: bool = False) -> _Selected:
+        """SELECT (or EXAMINE) `folder` and read its state from the responses."""
+        conn = await self._main()
+        wire = await self._wire(folder)
+        verb = b"EXAMINE" if readonly else b"SELECT"
+        args = [verb, astring(wire)]
+        if self._condstore and not self._enabled:
+            args.append(b"(CONDSTORE)")
+        self._selected = None
+        result = await conn.command(*args)
+        if not result.ok:
+            code = result.status.code.name if result.status.code else ""
+            what = "does not exist on" if code == "NONEXISTENT" else "cannot be opened on"
+            raise ProtocolError(
+                f"the folder {folder!r} {what} {self.settings.where}: "
+                f"{server_text(result.status.text)}"
+            )
+        sel = _Selected(wire, _folder_state(result), readonly)
+        if sel.state.uidvalidity is None:
+            raise ProtocolError(
+                f"the IMAP server {self.settings.where} sent no UIDVALIDITY for {folder!r}"
+            )
+        conn.selected = wire
+        self._selected = sel
+        return sel
+
+    async def _ensure_selected(
+        self, folder: str, *, fresh: bool = False
+    ) -> tuple[ImapConnection, _Selected]:
+        """The folder selected on the main connection; `fresh` always SELECTs again.
+
+        Writes that name UIDs use `fresh`: the folder may have been deleted and
+        recreated (a new UIDVALIDITY) since it was selected, and only a new
+        SELECT tells; one round trip is cheap next to touching the wrong mail.
+        """
+        conn = await self._main()
+        wire = await self._wire(folder)
+        sel = self._selected
+        if fresh or sel is None or sel.wire != wire or sel.readonly or conn.selected != wire:
+            sel = await self._select(folder)
+        return conn, sel
+
+    async def folder_state(self, folder: str) -> FolderState:
+        """A fresh SELECT: UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ, EXISTS."""
+        return (await self._select(folder)).state
+
+    def _check_ids(self, folder: str, sel: _Selected, ids: Sequence[ServerId]) -> list[int]:
+        uids: list[int] = []
+        for sid in ids:
+            if sid.uid is None:
+                raise ValueError("IMAP works by UID; this ServerId has none")
+            if sid.uidvalidity is not None and sid.uidvalidity != sel.state.uidvalidity:
+                raise ProtocolError(
+                    f"the UIDVALIDITY of {folder!r} changed on {self.settings.where}; "
+                    "refusing to act on UIDs from before the change (sync first)"
+                )
+            uids.append(sid.uid)
+        return sorted(set(uids))
+
+    # ------------------------------------------------------------------ reading
+
+    async def list_uids(self, folder: str, min_uid: int = 1) -> list[int]:
+        conn, sel = await self._ensure_selected(folder)
+        if sel.state.exists == 0:
+            return []
+        start = max(1, min_uid)
+        bound = sel.state.exists + _UID_SLACK
+        uids: list[int] = []
+        if "ESEARCH" in self._server_caps:
+            result = await conn.check(
+                b"UID SEARCH RETURN (ALL) UID %d:*" % start, what="UID SEARCH"
+            )
+            for resp in result.named("ESEARCH"):
+                found = parse_esearch(resp.args).get("ALL")
+                if isinstance(found, str):
+                    uset = UidSet.parse(found)
+                    if len(uset) > bound:
+                        raise ProtocolError(
+                            f"the IMAP server {self.settings.where} listed more UIDs than "
+                            "the folder holds"
+                        )
+                    uids.extend(uset)
+        else:
+            result = await conn.check(b"UID SEARCH UID %d:*" % start, what="UID SEARCH")
+            for resp in result.named("SEARCH"):
+                uids.extend(parse_search(resp.args)[0])
+        # "n:*" always includes the highest UID, even when it is below n.
+        return sorted({u for u in uids if u >= start})
+
+    async def list_ids(self, folder: str) -> list[str]:
+        return [str(u) for u in await self.list_uids(folder)]
+
+    async def _too_large(self, conn: ImapConnection, uids: Sequence[int]) -> dict[int, int]:
+        """{uid: size} of those `uids` over max_message_size (one SEARCH, then sizes)."""
+        span = b"%d:%d" % (uids[0], uids[-1])
+        result = await conn.check(
+            b"UID SEARCH UID " + span + b" LARGER %d" % self.max_message_size,
+            what="UID SEARCH",
+        )
+        wanted = set(uids)
+        big = [u for r in result.named("SEARCH") for u in parse_search(r.args)[0] if u in wanted]
+        if not big:
+            return {}
+        sizes: dict[int, int] = {}
+        async for data in conn.fetch_stream(self._uid_commands(big, b"(UID RFC822.SIZE)")):
+            if data.uid is not None and data.size is not None:
+                sizes[data.uid] = data.size
+        return sizes
+
+    def _uid_commands(self, uids: Sequence[int], items: bytes, suffix: bytes = b"") -> list[bytes]:
+        cmds = []
+        for i in range(0, len(uids), self.batch):
+            chunk = uids[i : i + self.batch]
+            cmds.append(b"UID FETCH " + uid_set(chunk).encode() + b" " + items + suffix)
+        return cmds
+
+    async def fetch_messages(
+        self, folder: str, uids: Sequence[int], progress: ProgressCallback | None = None
+    ) -> AsyncIterator[RemoteMessage]:
+        """Stream the messages with these UIDs, oldest first, in pipelined batches.
+
+        `raw` is exactly what the server sent (CRLF line endings). Messages
+        over max_message_size are skipped (recorded in `skipped[folder]`),
+        so one huge message cannot block the rest.
+        """
+        wanted = sorted(set(uids))
+        if not wanted:
+            return
+        conn, sel = await self._ensure_selected(folder)
+        too_big = await self._too_large(conn, wanted)
+        if too_big:
+            self.skipped[folder] = sorted(too_big.items())
+            log.warning(
+                "imap %s: %d message(s) in %r exceed max_message_size (%d bytes); skipped",
+                self.settings.where,
+                len(too_big),
+                folder,
+                self.max_message_size,
+            )
+            wanted = [u for u in wanted if u not in too_big]
+        else:
+            self.skipped.pop(folder, None)
+        want = set(wanted)
+        uidvalidity = sel.state.uidvalidity
+        # No INTERNALDATE: nothing below the backend uses it yet, and parsing 10k
+        # dates costs more than the rest of the FETCH response.
+        items = b"(UID FLAGS BODY.PEEK[])"
+        if self._condstore:
+            items = b"(UID FLAGS MODSEQ BODY.PEEK[])"
+        total = len(wanted)
+        done = 0
+        if progress is not None:
+            progress(0, total)
+        async for data in conn.fetch_stream(self._uid_commands(wanted, items), self.window):
+            uid = data.uid
+            if uid is None or data.body is None or uid not in want:
+                continue  # an unsolicited flag update from another session
+            want.discard(uid)
+            done += 1
+            yield RemoteMessage(
+                folder=folder,
+                raw=data.body,
+                flags=flags_from_imap(data.flags),
+                server_id=ServerId(uid=uid, uidvalidity=uidvalidity, modseq=data.modseq),
+                internal_date=parse_internaldate(data.internaldate) if data.internaldate else None,
+            )
+            if progress is not None:
+                progress(done, total)
+
+    async def fetch_new(
+        self, folder: str, known: set[str], progress: ProgressCallback | None = None
+    ) -> AsyncIterator[RemoteMessage]:
+        uids = [u for u in await self.list_uids(folder) if str(u) not in known]
+        async for msg in self.fetch_messages(folder, uids, progress):
+            yield msg
+
+    async def fetch_flags(
+        self, folder: str, since_modseq: int | None = None
+    ) -> list[tuple[int, FlagSet, int | None]]:
+        conn, sel = await self._ensure_selected(folder)
+        if sel.state.exists == 0:
+            return []
+        if not self._condstore:
+            cmd = b"UID FETCH 1:* (UID FLAGS)"
+        elif since_modseq is None:
+            cmd = b"UID FETCH 1:* (UID FLAGS MODSEQ)"
+        else:
+            cmd = b"UID FETCH 1:* (UID FLAGS MODSEQ) (CHANGEDSINCE %d)" % since_modseq
+        out: dict[int, tuple[int, FlagSet, int | None]] = {}
+        async for data in conn.fetch_stream([cmd]):
+            if data.uid is not None and data.flags is not None:
+                out[data.uid] = (data.uid, flags_from_imap(data.flags), data.modseq)
+        return [out[u] for u in sorted(out)]
+
+    async def expunged(
+        self, folder: str, known: Sequence[int], since_modseq: int | None = None
+    ) -> list[int]:
+        if not known:
+            return []
+        conn, sel = await self._ensure_selected(folder)
+        if sel.state.exists == 0:
+            return sorted(set(known))  # the server says the folder is empty
+        if self._qresync and since_modseq is not None:
+            vanished: list[UidSet] = []
+
+            def collect(resp: object) -> None:
+                if isinstance(resp, Untagged) and resp.name == "VANISHED":
+                    vanished.append(parse_vanished(resp.args)[1])
+
+            text = uid_set(known).encode()
+            if len(text) > _MAX_SET_TEXT:
+                text = b"1:*"
+            cmd = b"UID FETCH " + text + b" (UID) (CHANGEDSINCE %d VANISHED)" % since_modseq
+            async for _ in conn.fetch_stream([cmd], on_untagged=collect):
+                pass  # FETCH lines here are flag changes; fetch_flags handles those
+            return sorted({u for u in known if any(u in s for s in vanished)})
+        on_server = set(await self.list_uids(folder))
+        return sorted({u for u in known if u not in on_server})
+
+    async def fetch_header_fields(
+        self, folder: str, fields: Sequence[str]
+    ) -> list[tuple[int, bytes, FlagSet]]:
+        conn, sel = await self._ensure_selected(folder)
+        if sel.state.exists == 0:
+            return []
+        names = " ".join(f.upper() for f in fields).encode("ascii")
+        cmd = b"UID FETCH 1:* (UID FLAGS BODY.PEEK[HEADER.FIELDS (" + names + b")])"
+        out: list[tuple[int, bytes, FlagSet]] = []
+        async for data in conn.fetch_stream([cmd]):
+            header = data.item("BODY[HEADER.FIELDS")
+            if data.uid is None or header is None:
+                continue
+            out.append((data.uid, to_bytes(header), flags_from_imap(data.flags)))
+        out.sort(key=lambda t: t[0])
+        return out
+
+    # ------------------------------------------------------------------ writing
+
+    async def set_flags(
+        self,
+        folder: str,
+        ids: Sequence[ServerId],
+        add: frozenset[Flag],
+        remove: frozenset[Flag],
+    ) -> None:
+        conn, sel = await self._ensure_selected(folder, fresh=True)
+        uids = self._check_ids(folder, sel, ids)
+        for chunk in _chunks(uids, 1000):
+            text = uid_set(chunk).encode()
+            if add:
+                await conn.check(
+                    b"UID STORE", text, b"+FLAGS.SILENT", flags_to_imap(add), what="UID STORE"
+                )
+            if remove:
+                await conn.check(
+                    b"UID STORE", text, b"-FLAGS.SILENT", flags_to_imap(remove), what="UID STORE"
+                )
+
+    async def move(self, folder: str, ids: Sequence[ServerId], to_folder: str) -> None:
+        conn, sel = await self._ensure_selected(folder, fresh=True)
+        uids = self._check_ids(folder, sel, ids)
+        target = astring(await self._wire(to_folder))
+        for chunk in _chunks(uids, 1000):
+            text = uid_set(chunk).encode()
+            if "MOVE" in self._server_caps:
+                await conn.check(b"UID MOVE", text, target, what="UID MOVE")
+                continue
+            await conn.check(b"UID COPY", text, target, what="UID COPY")
+            await self._delete_uids(conn, folder, text)
+
+    async def _delete_uids(self, conn: ImapConnection, folder: str, text: bytes) -> None:
+        await conn.check(b"UID STORE", text, b"+FLAGS.SILENT (\\Deleted)", what="UID STORE")
+        if "UIDPLUS" in self._server_caps:
+            await conn.check(b"UID EXPUNGE", text, what="UID EXPUNGE")
+        else:
+            # A plain EXPUNGE would also remove every other \Deleted message in the
+            # folder, which the user may not have meant: leave them marked.
+            log.warning(
+                "imap %s: no UIDPLUS; messages in %r are marked \\Deleted, not expunged",
+                self.settings.where,
+                folder,
+            )
+
+    async def remove_from_server(self, folder: str, ids: Sequence[ServerId]) -> None:
+        conn, sel = await self._ensure_selected(folder, fresh=True)
+        uids = self._check_ids(folder, sel, ids)
+        for chunk in _chunks(uids, 1000):
+            await self._delete_uids(conn, folder, uid_set(chunk).encode())
+
+    async def append(self, folder: str, raw: bytes, flags: frozenset[Flag]) -> ServerId:
+        """APPEND; the ServerId comes from APPENDUID (UIDPLUS), else it has no UID."""
+        conn = await self._main()
+        wire = await self._wire(folder)
+        # IMAP messages are CRLF on the wire; a bare LF from a local file is not.
+        data = re.sub(rb"(?<!\r)\n", b"\r\n", raw)
+        result = await conn.check(
+            b"APPEND", astring(wire), flags_to_imap(flags), Literal(data), what="APPEND"
+        )
+        code = result.status.code
+        if code is not None and code.name == "APPENDUID" and len(code.args) >= 2:
+            uidvalidity = code.number()
+            last = code.args[1]
+            if isinstance(last, str) and last.isdigit():
+                return ServerId(uid=int(last), uidvalidity=uidvalidity)
+        return ServerId()
+
+    # ------------------------------------------------------------------ push
+
+    async def wait_for_push(self, timeout: float) -> bool:
+        """IDLE on a connection of its own on `push_folder`; True when it reports a change.
+
+        The change may be anywhere in that folder (new mail, flags, expunge):
+        the caller syncs it. Servers without IDLE: Unsupported (poll instead).
+        """
+        if self._server_caps and "IDLE" not in self._server_caps:
+            raise Unsupported(f"the IMAP server {self.settings.where} has no IDLE")
+        conn = self._idle
+        if conn is None or not conn.alive or self._idle_folder != self.push_folder:
+            if conn is not None:
+                conn.abort()
+            self._idle = None
+            conn = await self._open()
+            if "IDLE" not in conn.capabilities:
+                conn.abort()
+                raise Unsupported(f"the IMAP server {self.settings.where} has no IDLE")
+            wire = await self._wire(self.push_folder)
+            await conn.check(b"EXAMINE", astring(wire), what="EXAMINE")
+            conn.changed.clear()  # the EXISTS of EXAMINE itself is not news
+            self._idle = conn
+            self._idle_folder = self.push_folder
+        return await conn.idle(timeout)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _folder_state(result: CommandResult) -> FolderState:
+    codes = result.codes()
+
+    def number(name: str) -> int | None:
+        resp = codes.get(name)
+        if resp is None or resp.code is None:
+            return None
+        return resp.code.number()
+
+    exists = 0
+    for r in result.named("EXISTS"):
+        exists = r.number or 0
+    modseq = None if "NOMODSEQ" in codes else number("HIGHESTMODSEQ")
+    return FolderState(
+        uidvalidity=number("UIDVALIDITY"),
+        uidnext=number("UIDNEXT"),
+        highestmodseq=modseq,
+        exists=exists,
+    )
+
+
+def _chunks(items: Sequence[int], size: int) -> Iterable[Sequence[int]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _positive(value: object) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    return None
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
