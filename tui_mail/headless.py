@@ -67,7 +67,7 @@ async def run_commands(
             fut.set_result(event)
 
     ok = True
-    await runtime.start(on_event, initial_sync=False)
+    await runtime.start(on_event, initial_sync=False, poll=False)
     try:
         waits = []
         for account, commands in per_account.items():

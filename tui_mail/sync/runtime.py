@@ -43,11 +43,17 @@ class Runtime:
             self._backends[name] = (receive, send, error)
             self.stores[name] = AccountStore(name, store_root(account, receive), self.index)
 
-    async def start(self, emit: Emit, *, initial_sync: bool = True) -> None:
-        """Start one worker task per account on the running loop and return."""
+    async def start(self, emit: Emit, *, initial_sync: bool = True, poll: bool = True) -> None:
+        """Start one worker task per account on the running loop and return.
+
+        `poll`: sync on each account's interval (the TUI, `sync --watch`);
+        a one-shot CLI command turns it off.
+        """
         for name, account in self.config.accounts.items():
             receive, send, error = self._backends[name]
-            worker = AccountWorker(account, self.stores[name], emit, receive, send, error)
+            worker = AccountWorker(
+                account, self.stores[name], emit, receive, send, error, poll=poll
+            )
             self.workers[name] = worker
             self._tasks.append(asyncio.create_task(worker.run(), name=f"account:{name}"))
             if error is None:

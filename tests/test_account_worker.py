@@ -1,0 +1,140 @@
+"""The worker contract on a local Maildir account: one terminal reply per command,
+changes written to the files other tools read, and errors as events, not raises."""
+
+from __future__ import annotations
+
+import asyncio
+import mailbox
+from pathlib import Path
+
+import pytest
+
+from tui_mail.config.schema import AccountConfig, AppConfig, EndpointConfig
+from tui_mail.core import commands as cmd
+from tui_mail.core import events as ev
+from tui_mail.core.flags import Flag
+from tui_mail.core.models import MessageRef
+from tui_mail.sync.runtime import Runtime
+
+RAW = (
+    b"From: Ann <ann@example.test>\nTo: me@example.test\nSubject: hello\n"
+    b"Message-ID: <hello@example.test>\nDate: Mon, 03 Nov 2025 10:00:00 +0000\n\nhi\n"
+)
+
+
+def config(root: Path) -> AppConfig:
+    account = AccountConfig(
+        name="local",
+        email="me@example.test",
+        receive=EndpointConfig(backend="maildir", path=root, key_path="accounts.local.receive"),
+        send=EndpointConfig(backend="local", key_path="accounts.local.send"),
+    )
+    return AppConfig(path=None, accounts={"local": account})
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[ev.Event] = []
+        self.replies: dict[int, asyncio.Future[ev.Event]] = {}
+
+    def __call__(self, event: ev.Event) -> None:
+        self.events.append(event)
+        if event.in_reply_to is not None:
+            assert (
+                event.in_reply_to not in self.replies or not self.replies[event.in_reply_to].done()
+            ), "two terminal replies for one command"
+            fut = self.replies.setdefault(
+                event.in_reply_to, asyncio.get_running_loop().create_future()
+            )
+            fut.set_result(event)
+
+    async def run(self, runtime: Runtime, command: cmd.Command) -> ev.Event:
+        fut = self.replies.setdefault(command.id, asyncio.get_running_loop().create_future())
+        runtime.submit("local", command)
+        return await asyncio.wait_for(fut, 10)
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    box = mailbox.Maildir(tmp_path / "mail", create=True)
+    box.add(mailbox.MaildirMessage(RAW))
+    box.add_folder("Archive")
+    return tmp_path / "mail"
+
+
+async def started(root: Path, rec: Recorder) -> Runtime:
+    runtime = Runtime(config(root), index_path=root.parent / "index.sqlite3")
+    await runtime.start(rec, initial_sync=False, poll=False)
+    assert isinstance(await rec.run(runtime, cmd.SyncNow()), ev.Done)
+    return runtime
+
+
+def only_ref(runtime: Runtime, folder: str = "INBOX") -> MessageRef:
+    [row] = runtime.index.page("local", folder, 0, 10)
+    return row.ref
+
+
+async def test_flags_reach_the_files_and_are_confirmed(root: Path) -> None:
+    rec = Recorder()
+    runtime = await started(root, rec)
+    try:
+        ref = only_ref(runtime)
+        reply = await rec.run(runtime, cmd.SetFlags(refs=(ref,), add=frozenset({Flag.FLAGGED})))
+        assert isinstance(reply, ev.Done)
+        assert any(isinstance(e, ev.FlagsConfirmed) for e in rec.events)
+        [msg] = mailbox.Maildir(root, create=False)
+        assert "F" in msg.get_flags()
+        assert only_ref(runtime).key == ref.key  # the key is stable across flag changes
+        [row] = runtime.index.page("local", "INBOX", 0, 10)
+        assert Flag.FLAGGED in row.flags and not row.pending
+    finally:
+        await runtime.stop()
+
+
+async def test_move_and_delete_go_through_the_maildir(root: Path) -> None:
+    rec = Recorder()
+    runtime = await started(root, rec)
+    try:
+        reply = await rec.run(runtime, cmd.Move(refs=(only_ref(runtime),), to_folder="Archive"))
+        assert isinstance(reply, ev.Done)
+        assert len(mailbox.Maildir(root, create=False).get_folder("Archive")) == 1
+        reply = await rec.run(runtime, cmd.Delete(refs=(only_ref(runtime, "Archive"),)))
+        assert isinstance(reply, ev.Done)
+        assert len(mailbox.Maildir(root, create=False).get_folder("Trash")) == 1
+        assert runtime.index.count("local", "Archive") == 0
+    finally:
+        await runtime.stop()
+
+
+async def test_a_failure_is_a_reply_not_an_exception(root: Path) -> None:
+    rec = Recorder()
+    runtime = await started(root, rec)
+    try:
+        gone = MessageRef("local", "INBOX", "no-such-key")
+        reply = await rec.run(runtime, cmd.SetFlags(refs=(gone,), add=frozenset({Flag.SEEN})))
+        assert isinstance(reply, ev.Failed)
+        assert "no longer" in reply.message
+        reply = await rec.run(runtime, cmd.Search(query="x"))
+        assert isinstance(reply, ev.UnsupportedReply)
+        # The worker is still serving after both.
+        assert isinstance(await rec.run(runtime, cmd.ListFolders()), ev.Done)
+    finally:
+        await runtime.stop()
+
+
+async def test_local_send_delivers_and_keeps_a_sent_copy_without_bcc(root: Path) -> None:
+    rec = Recorder()
+    runtime = await started(root, rec)
+    try:
+        raw = (
+            b"From: me@example.test\nTo: me@example.test\nBcc: hidden@example.test\n"
+            b"Subject: to myself\nMessage-ID: <self@example.test>\n\nnote\n"
+        )
+        assert isinstance(await rec.run(runtime, cmd.Send(raw=raw)), ev.Done)
+        box = mailbox.Maildir(root, create=False)
+        subjects = sorted(str(m["Subject"]) for m in box)
+        assert subjects == ["hello", "to myself"]
+        [sent] = list(box.get_folder("Sent"))
+        assert sent["Bcc"] is None and b"hidden@" not in sent.as_bytes()
+    finally:
+        await runtime.stop()
