@@ -59,7 +59,7 @@ def test_terminal_escapes_do_not_survive() -> None:
     p = parse_message(b"Subject: \x1b[31mred\x1b[0m\x07\nFrom: \x1b]0;x\x07 <a@b>\n\nbody")
     assert "\x1b" not in p.subject and "\x07" not in p.subject
     assert "\x1b" not in p.sender.name
-    assert p.subject == "[31mred [0m"
+    assert p.subject == "␛[31mred␛[0m␇"
 
 
 def test_attachments_and_html() -> None:
@@ -131,3 +131,9 @@ def test_random_garbage_never_raises() -> None:
         raw = b"".join(rng.choice(pieces) for _ in range(rng.randrange(1, 60)))
         parse_message(raw)
         parse_message(bytes(rng.randrange(256) for _ in range(rng.randrange(200))))
+
+
+def test_markup_like_names_keep_their_address() -> None:
+    p = parse_message(b"From: [b]Mallory[/b] <m@x.example>\nTo: [i]B <b@y.example>\n\nx")
+    assert (p.sender.name, p.sender.addr) == ("[b]Mallory[/b]", "m@x.example")
+    assert [a.addr for a in p.to] == ["b@y.example"]

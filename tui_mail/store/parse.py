@@ -22,6 +22,7 @@ from email.policy import compat32
 from html.parser import HTMLParser
 
 from tui_mail.core.models import Address
+from tui_mail.core.sanitize import inert_line
 
 # A message bigger than this is parsed from its first part only: headers and the
 # text body come first in practice, and the MIME headers of the attachments that
@@ -67,8 +68,8 @@ _ADDR_SPEC = r"[^\s<>@,]+@[^\s<>@,]+"
 _SIMPLE_ADDRESS = re.compile(rf"\s*(?:([^<>@,]*?)\s*<({_ADDR_SPEC})>|({_ADDR_SPEC}))\s*")
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 _LINE_END = re.compile(r"\r?\n")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _BODY_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_ANGLE_ADDRESS = re.compile(r"\s*([^,<]*?)\s*<([^<>\s@]+@[^<>\s]+)>\s*(?:,|$)")
 _SPACES = re.compile(r"\s+")
 
 
@@ -185,10 +186,12 @@ def _unfold(value: str) -> str:
 
 
 def clean_text(value: str) -> str:
-    """One line of display text: control characters (terminal escapes) become spaces."""
+    """One line of display text: runs of white space become one space, and other
+    control characters (terminal escapes) visible placeholders, the same ones
+    the message view shows, so a hostile subject looks hostile in the list too."""
     if value.isprintable() and "  " not in value:
         return value.strip()  # the usual case, without two regex passes
-    return _SPACES.sub(" ", _CONTROL.sub(" ", value)).strip()
+    return inert_line(_SPACES.sub(" ", value)).strip()
 
 
 def _header_text(value: str | None) -> str:
@@ -226,6 +229,10 @@ def _addresses(value: str | None) -> list[Address]:
             pairs = email.utils.getaddresses([raw])
         except Exception:
             pairs = []
+        if "@" in raw and any("@" not in addr for _, addr in pairs):
+            # Specials in an unquoted name ("[b]Mallory[/b] <m@x>") derail the
+            # RFC parser; the display name is whatever precedes "<addr>".
+            pairs = [m.groups() for m in _ANGLE_ADDRESS.finditer(raw)] or pairs
     result: list[Address] = []
     for name, addr in pairs:
         name = clean_text(decode_words(name))
