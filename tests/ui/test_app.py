@@ -151,7 +151,7 @@ async def test_hostile_subject_renders_inert(demo_config: AppConfig, event_log: 
         await wait_ready(pilot, event_log)
         row = app.main.messages.render_line(0).text
         assert "\x1b" not in row
-        assert "[bold red]x[/" in row  # markup shown as text, not applied
+        assert "␛]0;pwned␇" in row and "[bold red]x" in row  # shown as text, not applied
         text = screen_text(app)
         svg = app.export_screenshot()
         assert "\x1b" not in text and "\x1b" not in svg
