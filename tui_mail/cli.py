@@ -10,14 +10,12 @@ import argparse
 import asyncio
 import logging
 import sys
-import traceback
 from collections.abc import Sequence
-from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tui_mail import __version__, paths
 from tui_mail.core.errors import ConfigError, MailError
+from tui_mail.crash import crash_message, write_crash_report
 
 if TYPE_CHECKING:
     from tui_mail.config.schema import AppConfig
@@ -70,6 +68,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--interval", type=float, default=60.0, help="seconds between syncs with --watch"
     )
     sync.add_argument("-q", "--quiet", action="store_true", help="print errors only")
+
+    send = sub.add_parser(
+        "send",
+        help="send a complete message from FILE or stdin through the outbox (like sendmail -t)",
+        description="Recipients come from To, Cc and Bcc; Bcc is removed before sending. "
+        "Exit status: 0 sent, 75 queued for a retry, 1 not sent.",
+    )
+    send.add_argument("file", nargs="?", metavar="FILE", help="the message (default: stdin)")
+    send.add_argument("--account", help="send through this account (default: by From)")
+    action = send.add_mutually_exclusive_group()
+    action.add_argument(
+        "--flush", action="store_true", help="only deliver what the outbox holds, now"
+    )
+    action.add_argument("--list", action="store_true", help="show the outbox")
+    action.add_argument("--retry", type=int, metavar="ID", help="send a failed message again")
+    action.add_argument("--cancel", type=int, metavar="ID", help="drop a queued message")
     return parser
 
 
@@ -87,11 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception:
-        crash = _write_crash_report()
-        print(
-            f"tui-mail: internal error; details were written to {crash}. Please report it.",
-            file=sys.stderr,
-        )
+        print(crash_message(write_crash_report()), file=sys.stderr)
         return EXIT_INTERNAL
 
 
@@ -104,6 +114,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _run_index_rebuild(args)
     if args.command == "sync":
         return _run_sync(args)
+    if args.command == "send":
+        return _run_send(args)
     return _run_tui(args)
 
 
@@ -194,6 +206,41 @@ def _run_sync(args: argparse.Namespace) -> int:
     return EXIT_OK if ok else EXIT_FAIL
 
 
+def _run_send(args: argparse.Namespace) -> int:
+    from tui_mail.core.sanitize import inert_line
+    from tui_mail.sync import outbox
+
+    config = _load(args)
+    if args.list:
+        for line in outbox.outbox_listing(config, args.account).splitlines():
+            print(inert_line(line))
+        return EXIT_OK
+    if args.retry is not None or args.cancel is not None:
+        action = "retry" if args.retry is not None else "cancel"
+        message_id = args.retry if args.retry is not None else args.cancel
+        print(outbox.outbox_action(config, action, message_id))
+        if action == "cancel":
+            return EXIT_OK
+        args.flush = True  # retrying means: try it now
+    raw = None
+    if not args.flush:
+        try:
+            if args.file:
+                with open(args.file, "rb") as message:
+                    raw = message.read()
+            else:
+                raw = sys.stdin.buffer.read()
+        except OSError as exc:
+            print(f"tui-mail: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
+            return EXIT_FAIL
+    result = asyncio.run(
+        outbox.headless_send(config, account=args.account, raw=raw, flush_only=args.flush)
+    )
+    for line in result.lines:
+        print(f"tui-mail: {inert_line(line)}", file=sys.stderr)
+    return result.exit_code
+
+
 def _account_names(config: AppConfig, only: str | None) -> list[str]:
     if only is None:
         return list(config.accounts)
@@ -211,15 +258,3 @@ def _log_handler() -> logging.Handler:
         return logging.FileHandler(log_dir / "tui-mail.log")
     except OSError:
         return logging.NullHandler()
-
-
-def _write_crash_report() -> Path | str:
-    try:
-        crash_dir = paths.state_dir()
-        crash_dir.mkdir(parents=True, exist_ok=True)
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        crash = crash_dir / f"crash-{stamp}.txt"
-        crash.write_text(traceback.format_exc())
-        return crash
-    except OSError:
-        return "(no writable state directory)"

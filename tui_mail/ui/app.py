@@ -10,6 +10,7 @@ from textual.worker import Worker, WorkerState
 
 from tui_mail.config.schema import AppConfig
 from tui_mail.core.sanitize import inert_line
+from tui_mail.crash import crash_message, write_crash_report
 from tui_mail.ui import keymap
 from tui_mail.ui.bridge import Bridge
 from tui_mail.ui.screens.help import HelpScreen
@@ -88,6 +89,23 @@ class MailApp(App[int]):
     async def action_quit(self) -> None:
         await self.bridge.stop()
         self.exit(0)
+
+    def _fatal_error(self) -> None:
+        """A bug in a handler: the traceback goes to a file, the user gets one line.
+
+        Textual's default prints a traceback with local variables on exit,
+        which could also echo message content to the terminal.
+        """
+        from rich.segment import Segments
+        from rich.text import Text
+
+        where = write_crash_report()
+        if not self._exit_renderables:  # later errors are usually fallout of the first
+            self.bell()
+            self._exit_renderables.append(
+                Segments(self.console.render(Text(crash_message(where)), self.console.options))
+            )
+        self._close_messages_no_wait()
 
     async def on_unmount(self) -> None:
         await self.bridge.stop()
