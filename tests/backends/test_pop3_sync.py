@@ -201,3 +201,88 @@ def test_wrong_password_is_one_clear_error(ms: Mailstack, tmp_path: Path) -> Non
     assert "refused" in result.stderr
     assert "Traceback" not in result.stderr
     assert "not-the-password" not in result.stderr
+
+
+KILL_BEFORE_DELE = """
+import asyncio, os, sys
+from tui_mail import paths
+from tui_mail.backends.base import BackendContext
+from tui_mail.backends.pop3.backend import Pop3ReceiveBackend
+from tui_mail.config.load import load_config
+from tui_mail.store.account_store import AccountStore
+from tui_mail.store.index import MailIndex
+from tui_mail.store.seen import SeenServerIds
+from tui_mail.sync.download import DeletePolicy, download
+
+
+class DiesBeforeDele(Pop3ReceiveBackend):
+    async def remove_from_server(self, folder, ids):
+        os._exit(9)  # the process dies after every local write, before any DELE
+
+
+async def main():
+    account = load_config(paths.config_path(sys.argv[1])).accounts["bob"]
+    backend = DiesBeforeDele(BackendContext(account, account.receive))
+    store = AccountStore("bob", paths.mail_root("bob"), MailIndex.open(paths.index_path()))
+    seen = SeenServerIds(paths.download_record_path())
+    await backend.connect()
+    await download(backend, store, seen, DeletePolicy(after_download=True))
+
+
+asyncio.run(main())
+"""
+
+
+def test_killed_between_the_local_write_and_the_dele(ms: Mailstack, tmp_path: Path) -> None:
+    deliver(ms, 30)
+    config = write_config(tmp_path, ms, delete_after_download=True)
+    script = tmp_path / "die_before_dele.py"
+    script.write_text(KILL_BEFORE_DELE)
+    died = subprocess.run([sys.executable, str(script), str(config)], timeout=120)
+    assert died.returncode == 9
+    assert len(local_ids()) == 30 and server_count(ms) == 30  # stored, nothing deleted yet
+    rerun = run_sync(config)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "0 new" in rerun.stderr
+    assert local_ids() == sorted(f"<pop3-sync-{n}@example.test>" for n in range(30))
+    assert server_count(ms) == 0
+
+
+def test_a_connection_dropped_mid_retr_loses_nothing(ms: Mailstack, tmp_path: Path) -> None:
+    big = "x" * 998 + "\n"
+    for n in range(20):  # ~2 MB each, so the download takes long enough to be cut
+        deliver_lmtp(ms, USER, message(n).replace(b"\n\n", b"\n\n" + (big * 2000).encode(), 1))
+    server = dovecot_files(ms)
+    config = write_config(tmp_path, ms, delete_after_download=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tui_mail", "--config", str(config), "sync"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    root = local_root()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not any((root / "new").glob("*")):
+        time.sleep(0.002)
+    ms.doveadm("kick", USER, check=False)  # the server drops the session mid-download
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err
+    assert "Traceback" not in err and "error" in err, "a dropped link gets a clear message"
+    assert 0 < len(local_files()) < 20
+    # Whatever was visible is whole; nothing half-written left tmp/.
+    for mid, copies in local_files().items():
+        assert copies == [server[mid]]
+    rerun = run_sync(config)
+    assert rerun.returncode == 0, rerun.stderr
+    assert local_files() == {mid: [raw] for mid, raw in server.items()}
+    assert server_count(ms) == 0
+
+
+def test_an_untrusted_certificate_is_one_clear_error(ms: Mailstack, tmp_path: Path) -> None:
+    config = write_config(tmp_path, ms)
+    lines = config.read_text().splitlines()
+    config.write_text("\n".join(line for line in lines if "ca_file" not in line))
+    result = run_sync(config)
+    assert result.returncode == 1
+    assert "certificate" in result.stderr.lower()
+    assert "Traceback" not in result.stderr
+    assert not (local_root() / "new").exists() or not any((local_root() / "new").iterdir())
