@@ -29,7 +29,6 @@ import calendar
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from email.header import decode_header, make_header
 from typing import TypeAlias
 
 from tui_mail.core.errors import ProtocolError
@@ -435,6 +434,10 @@ def _decode_words(value: Token) -> str:
     """An nstring as text, RFC 2047 encoded words decoded when well-formed."""
     text = to_text(value)
     if "=?" in text:
+        # Imported here: most callers never see an encoded word, and the import
+        # shows in the start-up time of a headless sync.
+        from email.header import decode_header, make_header
+
         try:
             text = str(make_header(decode_header(text)))
         except (ValueError, LookupError, UnicodeError, binascii.Error):

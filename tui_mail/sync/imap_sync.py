@@ -207,15 +207,17 @@ async def sync_folder(
     # Steps 4 and 5, for the messages known before this run.
     flag_changes = removed = 0
     if rows:
-        unchanged = (
+        # CONDSTORE: every flag change and expunge raises HIGHESTMODSEQ, so an
+        # unchanged value means nothing happened, and a changed one says since when.
+        use_modseq = (
             same_validity
             and backend.has(Capability.CONDSTORE)
             and local is not None
             and local.highestmodseq is not None
             and remote.highestmodseq is not None
         )
-        since = local.highestmodseq if unchanged and local is not None else None
-        if unchanged and since == remote.highestmodseq:
+        since = local.highestmodseq if use_modseq and local is not None else None
+        if use_modseq and since == remote.highestmodseq:
             updates: Sequence[tuple[int, FlagSet, int | None]] = []
             gone: Sequence[int] = []
         else:

@@ -1,0 +1,250 @@
+"""Initial and no-change IMAP sync: tui-mail's engine against mbsync, same run, same server.
+
+    .venv/bin/python bench/bench_imap_sync.py [--count 10000] [--folders 3] [--runs 3]
+
+Needs root (it starts its own mailstack, tests/servers/mailstack.sh, on /dev/shm)
+and isync's `mbsync`. It loads COUNT synthetic messages spread over FOLDERS
+folders of alice's account, then, alternating the clients in each round:
+
+* ours    - `sync_account` into an empty AccountStore (Maildir + SQLite index
+            with full-text search), over IMAPS, as a fresh process;
+* raw     - our IMAP client alone: `fetch_messages` into plain Maildir files
+            (the store's writer, no index), to separate the protocol from the
+            indexing cost;
+* mbsync  - `mbsync -a` into an empty Maildir (tests/servers/templates/mbsyncrc.in,
+            all folders), IMAPS, its default FSync.
+
+then each again with no change on the server. Times are wall clock from process
+start to exit (interpreter start included), medians over the rounds; peak RSS
+per process comes from wait4(). fsync policy: both mbsync and our store fsync
+every message file; our store fsyncs directories once per batch of 500 and
+commits the index once per batch, after the files are durable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))
+
+USER = "alice"
+
+
+def parse_env_file(path: Path) -> dict[str, str]:
+    """KEY=value lines of mailstack.env (children do not import the test harness,
+    whose smtplib and subprocess imports would count as our start-up time)."""
+    env = {}
+    for line in path.read_text().splitlines():
+        key, sep, value = line.strip().partition("=")
+        if sep and key.isupper():
+            env[key] = value.strip("\"'")
+    return env
+
+
+def _backend(env: dict[str, str]):  # type: ignore[no-untyped-def]
+    from tui_mail.backends.base import BackendContext
+    from tui_mail.backends.imap.backend import ImapReceiveBackend
+    from tui_mail.config.schema import AccountConfig, EndpointConfig
+
+    ep = EndpointConfig(
+        backend="imap",
+        host="127.0.0.1",  # the test certificate names the IP too
+        port=int(env["MAILSTACK_IMAPS_PORT"]),
+        security="tls",
+        user=USER,
+        password=f"{USER}pass",
+        ca_file=Path(env["MAILSTACK_CA_FILE"]),
+        timeout=60.0,
+    )
+    acct = AccountConfig(USER, f"{USER}@localhost", ep, EndpointConfig(backend="local"))
+    return ImapReceiveBackend(BackendContext(acct, ep))
+
+
+def child_ours(stack: str, dest: str) -> None:
+    """One sync of the whole account into the AccountStore at `dest` (a child process)."""
+    from tui_mail.store.account_store import AccountStore
+    from tui_mail.store.index import MailIndex
+    from tui_mail.sync.imap_sync import sync_account
+
+    env = parse_env_file(Path(stack) / "mailstack.env")
+
+    async def run() -> dict[str, int]:
+        b = _backend(env)
+        index = MailIndex(Path(dest) / "index.db")
+        store = AccountStore(USER, Path(dest) / "mail", index)
+        try:
+            result = await sync_account(b, store)
+            return {"fetched": result.fetched, "commands": b.commands_sent}
+        finally:
+            await b.close()
+            index.close()
+
+    print(json.dumps(asyncio.run(run())))
+
+
+def child_raw(stack: str, dest: str) -> None:
+    """Our client alone: every message of every folder into plain Maildir files."""
+    from tui_mail.store.maildir import MaildirStore
+
+    env = parse_env_file(Path(stack) / "mailstack.env")
+
+    async def run() -> dict[str, int]:
+        b = _backend(env)
+        md = MaildirStore(Path(dest) / "mail")
+        n = 0
+        try:
+            for folder in await b.list_folders():
+                uids = await b.list_uids(folder.name)
+                batch: list[tuple[bytes, str]] = []
+                async for msg in b.fetch_messages(folder.name, uids):
+                    batch.append((msg.raw, msg.flags.to_maildir()))
+                    if len(batch) >= 500:
+                        await asyncio.to_thread(_write, md, folder.name, batch)
+                        n += len(batch)
+                        batch = []
+                await asyncio.to_thread(_write, md, folder.name, batch)
+                n += len(batch)
+            return {"fetched": n, "commands": b.commands_sent}
+        finally:
+            await b.close()
+
+    print(json.dumps(asyncio.run(run())))
+
+
+def _write(md, folder: str, batch: list[tuple[bytes, str]]) -> None:  # type: ignore[no-untyped-def]
+    with md.batch():
+        for raw, flags in batch:
+            md.add(folder, raw, flags)
+
+
+def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str]:
+    """(wall seconds, peak RSS in KiB, stdout) of one child process."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    out = proc.stdout.read().decode() if proc.stdout else ""
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"{cmd[0]} failed ({proc.returncode}):\n{err[-3000:]}")
+    return elapsed, usage.ru_maxrss, out
+
+
+def mbsyncrc(stack: Path, dest: Path) -> Path:
+    text = (REPO / "tests/servers/templates/mbsyncrc.in").read_text()
+
+    env = parse_env_file(stack / "mailstack.env")
+    text = text.replace("@DIR@/peers/mbsync/alice", str(dest))
+    text = text.replace("@DIR@", str(stack)).replace("@IMAPS_PORT@", env["MAILSTACK_IMAPS_PORT"])
+    text = text.replace("Patterns INBOX", "Patterns *")  # every folder, as ours does
+    rc = dest.parent / f"{dest.name}.mbsyncrc"
+    rc.write_text(text)
+    return rc
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--count", type=int, default=10000)
+    ap.add_argument("--folders", type=int, default=3)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--keep", action="store_true", help="leave the mailstack folder behind")
+    args = ap.parse_args()
+    if shutil.which("mbsync") is None:
+        raise SystemExit("mbsync (Debian package isync) is not installed")
+
+    from servers.harness import start_mailstack, stop_mailstack
+
+    base = Path(tempfile.mkdtemp(prefix="tui-mail-bench-imap.", dir="/dev/shm"))
+    os.chmod(base, 0o755)  # Dovecot's users traverse it
+    stack = base / "stack"
+    stack.mkdir()
+    work = base / "work"
+    work.mkdir()
+    try:
+        t = time.perf_counter()
+        start_mailstack(stack)
+        folders = ["INBOX"] + [f"Bench{i}" for i in range(2, args.folders + 1)]
+        per = [args.count // len(folders)] * len(folders)
+        per[0] += args.count - sum(per)
+        for name, n in zip(folders, per, strict=True):
+            subprocess.run(
+                ["bash", str(REPO / "tests/servers/mailstack.sh"), "load", str(stack), USER,
+                 str(n), name],
+                check=True, capture_output=True,
+            )  # fmt: skip
+        print(
+            f"loaded {args.count} messages into {len(folders)} folders in "
+            f"{time.perf_counter() - t:.1f}s ({stack})"
+        )
+        py = sys.executable
+        # Children keep compiled bytecode (under our temp folder, not in the repo), as an
+        # installed tui-mail would: with PYTHONDONTWRITEBYTECODE every start recompiles.
+        child_env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        child_env["PYTHONPYCACHEPREFIX"] = str(base / "pycache")
+        me = str(Path(__file__).resolve())
+        results: dict[str, list[tuple[float, int, str]]] = {}
+
+        def run(label: str, cmd: list[str]) -> None:
+            results.setdefault(label, []).append(timed(cmd, child_env))
+
+        for r in range(args.runs + 1):  # round 0 warms Dovecot's caches and is dropped
+            order = ["mbsync", "ours", "raw"] if r % 2 else ["ours", "raw", "mbsync"]
+            for who in order:
+                dest = work / f"{who}-{r}"
+                if who == "mbsync":
+                    dest.mkdir()
+                    rc = mbsyncrc(stack, dest)
+                    cmd = ["mbsync", "-q", "-c", str(rc), "-a"]
+                else:
+                    cmd = [py, me, f"--child-{who}", str(stack), str(dest)]
+                run(f"{who} initial", cmd)
+                if who != "raw":  # raw is a download, not a sync: nothing to compare
+                    # mbsync sleeps 1 s when the Maildir changed less than 1 s ago.
+                    time.sleep(1.1)
+                    run(f"{who} no-change", cmd)
+            if r == 0:
+                results.clear()
+
+        def med(label: str) -> float:
+            return statistics.median(t for t, _, _ in results[label])
+
+        print(f"\n{args.count} messages, {len(folders)} folders, median of {args.runs} rounds:")
+        for label in results:
+            times = ", ".join(f"{t:.2f}" for t, _, _ in results[label])
+            rss = max(m for _, m, _ in results[label]) / 1024
+            extra = results[label][-1][2].strip()
+            print(f"  {label:18} {med(label):7.3f} s   [{times}]  peak RSS {rss:6.1f} MiB  {extra}")
+        print("ratios (ours / mbsync; < 1 is faster):")
+        m = med("mbsync initial")
+        print(
+            f"  initial    ours {med('ours initial') / m:5.2f}x   "
+            f"client only (raw) {med('raw initial') / m:5.2f}x"
+        )
+        print(f"  no-change  ours {med('ours no-change') / med('mbsync no-change'):5.2f}x")
+    finally:
+        try:
+            stop_mailstack(stack)
+        finally:
+            if not args.keep:
+                shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--child-ours":
+        child_ours(sys.argv[2], sys.argv[3])
+    elif len(sys.argv) == 4 and sys.argv[1] == "--child-raw":
+        child_raw(sys.argv[2], sys.argv[3])
+    else:
+        main()
