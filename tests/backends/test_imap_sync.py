@@ -94,8 +94,8 @@ def dovecot_files(ms: Mailstack, folder: str = "INBOX") -> dict[str, tuple[bytes
             m = MID.search(data)
             assert m, path
             letters = path.name.split(":2,", 1)[1] if ":2," in path.name else ""
-            # Dovecot keeps LF on disk and serves CRLF.
-            out[m.group(1).decode()] = (data.replace(b"\n", b"\r\n"), letters)
+            # Dovecot keeps LF on disk, and so do we (the Maildir convention).
+            out[m.group(1).decode()] = (data, letters)
     return out
 
 

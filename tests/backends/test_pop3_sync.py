@@ -113,11 +113,11 @@ def server_count(ms: Mailstack) -> int:
 
 
 def dovecot_files(ms: Mailstack) -> dict[str, bytes]:
-    """Dovecot's stored copies keyed by Message-ID, in wire form (CRLF)."""
+    """Dovecot's stored copies keyed by Message-ID: LF on disk, as ours are."""
     found = {}
     for sub in ("new", "cur"):
         for f in (ms.dir / "mail" / USER / "Maildir" / sub).iterdir():
-            raw = f.read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+            raw = f.read_bytes()
             found[str(message_from_bytes(raw)["Message-ID"])] = raw
     return found
 

@@ -13,9 +13,9 @@ from email.utils import make_msgid
 
 import pytest
 from servers.harness import Mailstack, reset_user_mail
+
 from tui_mail.backends.base import BackendContext
 from tui_mail.backends.smtp.backend import RecipientsRefused, SmtpSendBackend
-
 from tui_mail.config.schema import AccountConfig, EndpointConfig, Security
 from tui_mail.core.errors import AuthError, ConnectError, TLSError
 from tui_mail.sync.account import envelope_for

@@ -16,9 +16,9 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+
 from tui_mail.backends.base import BackendContext
 from tui_mail.backends.smtp.backend import RecipientsRefused, SmtpRefused, SmtpSendBackend
-
 from tui_mail.config.schema import AccountConfig, EndpointConfig, Security
 from tui_mail.core.errors import AuthError, ConfigError, ConnectError, MailError, TLSError
 

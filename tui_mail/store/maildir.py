@@ -627,3 +627,12 @@ class MaildirStore:
             return None
         key, flags = split_name(name)
         return StoredFile(folder, key, subdir, flags, path, st.st_size, st.st_mtime)
+
+
+def to_local_line_endings(raw: bytes) -> bytes:
+    """CRLF as sent on the wire becomes LF, the Maildir convention.
+
+    mutt, mbsync and Dovecot all keep LF on disk; a file with CRLF shows
+    stray ^M in some readers. Senders convert back to CRLF for the wire.
+    """
+    return raw.replace(b"\r\n", b"\n") if b"\r\n" in raw else raw

@@ -13,7 +13,7 @@ from tui_mail.backends.base import ReceiveBackend
 from tui_mail.config.schema import EndpointConfig
 from tui_mail.core.models import ServerId
 from tui_mail.store.account_store import AccountStore
-from tui_mail.store.maildir import unique_name
+from tui_mail.store.maildir import to_local_line_endings, unique_name
 from tui_mail.store.seen import SeenServerIds
 
 DAY = 86400.0
@@ -85,7 +85,7 @@ async def download(
         await asyncio.to_thread(
             store.deliver,
             folder,
-            message.raw,
+            to_local_line_endings(message.raw),
             message.flags.to_maildir(),
             message.server_id,
             local_key,

@@ -54,7 +54,7 @@ from tui_mail.core.flags import FlagSet, normalise_maildir_letters
 from tui_mail.core.models import FolderRole, MessageRef, ServerId
 from tui_mail.store.account_store import AccountStore
 from tui_mail.store.index import FolderState as LocalState
-from tui_mail.store.maildir import INBOX, is_inbox
+from tui_mail.store.maildir import INBOX, is_inbox, to_local_line_endings
 from tui_mail.store.parse import parse_message
 
 log = logging.getLogger(__name__)
@@ -313,7 +313,7 @@ async def _download(
     # While one batch is written (in a thread), the next keeps arriving: the
     # connection buffers it, bounded by the client's flow control.
     async for msg in backend.fetch_messages(folder, uids, cb):
-        batch.append((msg.raw, msg.flags.to_maildir(), msg.server_id))
+        batch.append((to_local_line_endings(msg.raw), msg.flags.to_maildir(), msg.server_id))
         size += len(msg.raw)
         if len(batch) >= DELIVER_BATCH or size >= DELIVER_BYTES:
             await asyncio.to_thread(store.deliver_many, folder, batch)
