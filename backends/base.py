@@ -129,6 +129,9 @@ class ReceiveBackend(MailBackend):
     ) -> None:
         raise Unsupported(f"{self.name}: server flags are not available")
 
+    async def copy(self, folder: str, ids: Sequence[ServerId], to_folder: str) -> None:
+        raise Unsupported(f"{self.name}: copying on the server is not available")
+
     async def move(self, folder: str, ids: Sequence[ServerId], to_folder: str) -> None:
         raise Unsupported(f"{self.name}: moving on the server is not available")
 

@@ -639,6 +639,13 @@ class ImapReceiveBackend(ReceiveBackend):
             await conn.check(b"UID COPY", text, target, what="UID COPY")
             await self._delete_uids(conn, folder, text)
 
+    async def copy(self, folder: str, ids: Sequence[ServerId], to_folder: str) -> None:
+        conn, sel = await self._ensure_selected(folder, fresh=True)
+        uids = self._check_ids(folder, sel, ids)
+        target = astring(await self._wire(to_folder))
+        for chunk in _chunks(uids, 1000):
+            await conn.check(b"UID COPY", uid_set(chunk).encode(), target, what="UID COPY")
+
     async def _delete_uids(self, conn: ImapConnection, folder: str, text: bytes) -> None:
         await conn.check(b"UID STORE", text, b"+FLAGS.SILENT (\\Deleted)", what="UID STORE")
         if "UIDPLUS" in self._server_caps:

@@ -20,13 +20,16 @@ from tui_mail.config.schema import AccountConfig
 from tui_mail.core import commands as cmd
 from tui_mail.core import events as ev
 from tui_mail.core.capabilities import Capability
-from tui_mail.core.errors import AuthError, MailError, Unsupported
+from tui_mail.core.errors import AuthError, ConnectError, MailError, Unsupported
 from tui_mail.core.flags import FlagSet
-from tui_mail.core.models import FolderRole, MessageRef
+from tui_mail.core.models import FolderRole, MessageRef, ServerId
 from tui_mail.store.account_store import AccountStore
+from tui_mail.store.journal import Journal
 from tui_mail.store.seen import SeenServerIds
 from tui_mail.sync.backoff import Backoff
 from tui_mail.sync.download import DeletePolicy, download
+from tui_mail.sync.imap_sync import sync_account
+from tui_mail.sync.server_ops import push_pending, record_flag_change
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +39,8 @@ Emit = Callable[[ev.Event], None]
 # login is not, and many servers throttle clients that poll more often.
 LOCAL_POLL_SECONDS = 60.0
 REMOTE_POLL_SECONDS = 300.0
+# Servers drop an IDLE after 30 minutes; RFC 2177 says re-issue it before 29.
+PUSH_WAIT_SECONDS = 25 * 60.0
 
 
 class AccountWorker:
@@ -62,6 +67,8 @@ class AccountWorker:
         self.backoff = Backoff()
         self.connected = False
         self._seen_ids: SeenServerIds | None = None
+        self.journal = Journal(store.index)
+        self._watcher: asyncio.Task[None] | None = None
         self._handlers: dict[type[cmd.Command], Callable[[cmd.Command], Awaitable[None]]] = {
             cmd.Connect: self._on_connect,
             cmd.Disconnect: self._on_disconnect,
@@ -100,6 +107,18 @@ class AccountWorker:
             return float(configured)
         return LOCAL_POLL_SECONDS if self.is_local else REMOTE_POLL_SECONDS
 
+    def _start_watching(self) -> None:
+        """Follow changes without a key press: server push where offered, else polling."""
+        if not self.poll or self._watcher is not None or self.receive is None:
+            return
+        if self.receive.has(Capability.PUSH):
+            fallback = float(
+                self.account.receive.options.get("poll_interval") or REMOTE_POLL_SECONDS
+            )
+            self._watcher = asyncio.create_task(self._push(fallback))
+        elif interval := self.poll_interval():
+            self._watcher = asyncio.create_task(self._poll(interval))
+
     async def _poll(self, interval: float) -> None:
         while True:
             await asyncio.sleep(interval)
@@ -116,8 +135,8 @@ class AccountWorker:
             # The Maildir is the truth: pick up what another tool changed, and
             # refill an index that was reset, before anything is fetched.
             await self._rescan_local_copy()
-        interval = self.poll_interval() if self.poll else None
-        poller = asyncio.create_task(self._poll(interval)) if interval else None
+        if self.is_local or self.store_is_final:
+            self._start_watching()  # remote servers: after the first connect tells us if they push
         try:
             while True:
                 command = await self.commands.get()
@@ -127,8 +146,8 @@ class AccountWorker:
                     return
                 await self.handle(command)
         finally:
-            if poller is not None:
-                poller.cancel()
+            if self._watcher is not None:
+                self._watcher.cancel()
             await self._close()
 
     async def handle(self, command: cmd.Command) -> None:
@@ -198,6 +217,7 @@ class AccountWorker:
         self.backoff.reset()
         self.connected = True
         self.emit(ev.ConnectionChanged, state=ev.ConnectionState.CONNECTED)
+        self._start_watching()
 
     async def _on_disconnect(self, _: cmd.Command) -> None:
         await self._close()
@@ -224,11 +244,9 @@ class AccountWorker:
         backend = self._require_receive()
         if not self.is_local:
             if backend.has(Capability.SERVER_FLAGS):
-                raise Unsupported(
-                    f"{self.name}: syncing a {self.account.receive.backend} account "
-                    "is not available in this version"
-                )
-            await self._download(command)
+                await self._mirror(command)
+            else:
+                await self._download(command)
             return
         folders = [command.folder] if command.folder else self.store.maildir.list_folders()
         totals = ev.SyncFinished
@@ -292,13 +310,73 @@ class AccountWorker:
             finished_at=time.time(),
         )
 
+    async def _mirror(self, command: cmd.SyncNow) -> None:
+        """Servers that keep flags and folders (IMAP): push our changes, then mirror theirs."""
+        if command.dry_run:
+            raise Unsupported(f"{self.name}: --dry-run is not available for IMAP yet")
+        backend = self._require_receive()
+        if not self.connected:
+            await self._on_connect(command)
+        self.emit(ev.ConnectionChanged, state=ev.ConnectionState.SYNCING)
+
+        def progress(folder: str, done: int, total: int) -> None:
+            self.emit(ev.SyncProgress, folder=folder, activity="fetching", done=done, total=total)
+
+        try:
+            pushed = await push_pending(backend, self.store, self.journal)
+            result = await sync_account(backend, self.store, progress, command.folder)
+        except AuthError as exc:
+            self.emit(ev.ConnectionChanged, state=ev.ConnectionState.AUTH_FAILED, detail=str(exc))
+            raise
+        except ConnectError as exc:
+            await self._connection_lost(exc)
+            raise
+        if pushed.confirmed:
+            self.emit(ev.FlagsConfirmed, refs=pushed.confirmed)
+        self.emit(ev.ConnectionChanged, state=ev.ConnectionState.CONNECTED)
+        for folder in result.folders:
+            if folder.fetched or folder.removed or folder.flag_changes:
+                self.emit(
+                    ev.MessagesChanged,
+                    folder=folder.folder,
+                    added=folder.fetched,
+                    removed=folder.removed,
+                )
+        await self._on_list_folders(command)
+        for folder_name, message in result.errors.items():
+            self.emit(ev.BackendError, message=f"{folder_name}: {message}")
+        self.emit(
+            ev.SyncFinished,
+            fetched=result.fetched,
+            deleted=sum(f.removed for f in result.folders),
+            flag_changes=result.flag_changes,
+            finished_at=time.time(),
+        )
+
+    async def _push(self, interval_if_unsupported: float) -> None:
+        """Follow the server's pushes (IDLE) on their own connection; sync on each."""
+        backend = self._require_receive()
+        backoff = Backoff()
+        while True:
+            try:
+                changed = await backend.wait_for_push(timeout=PUSH_WAIT_SECONDS)
+            except Unsupported:
+                await self._poll(interval_if_unsupported)
+                return
+            except MailError:
+                await asyncio.sleep(backoff.next_delay())
+                continue
+            backoff.reset()
+            if changed and self.commands.empty():
+                self.submit(cmd.SyncNow(folder="INBOX"))
+
     def _seen(self) -> SeenServerIds:
         if self._seen_ids is None:
             self._seen_ids = SeenServerIds(paths.download_record_path())
         return self._seen_ids
 
     async def _connection_lost(self, exc: MailError) -> None:
-        """Drop the session (no QUIT, so no DELE applies) and retry later."""
+        """Drop the session (no QUIT, so no DELE applies) and sync again after a backoff."""
         if self.receive is not None:
             try:
                 await self.receive.abort()
@@ -309,6 +387,8 @@ class AccountWorker:
         self.emit(
             ev.ConnectionChanged, state=ev.ConnectionState.OFFLINE, detail=str(exc), retry_in=delay
         )
+        if self.poll:
+            asyncio.get_running_loop().call_later(delay, self.submit, cmd.SyncNow())
 
     # ---------------------------------------------------------------- message operations
 
@@ -322,9 +402,13 @@ class AccountWorker:
         changed: list[MessageRef] = []
         for ref in command.refs:
             flags = self._flags_of(ref).with_(*command.add).without(*command.remove)
-            new_ref = await asyncio.to_thread(
-                self.store.set_flags, ref, flags.to_maildir(), not self.store_is_final
-            )
+            with self.store.index.transaction():
+                # The change and its journal entry commit together, or neither does.
+                new_ref = self.store.set_flags(ref, flags.to_maildir(), not self.store_is_final)
+                if not self.store_is_final and new_ref.id is not None:
+                    record_flag_change(
+                        self.journal, new_ref, new_ref.id, command.add, command.remove
+                    )
             changed.append(new_ref)
         for folder in {r.folder for r in changed}:
             self.emit(
@@ -335,11 +419,20 @@ class AccountWorker:
         if self.store_is_final:
             # No server keeps these flags: the change is final once written.
             self.emit(ev.FlagsConfirmed, refs=tuple(changed))
+        elif self.connected and self.receive is not None:
+            try:
+                pushed = await push_pending(self.receive, self.store, self.journal)
+            except ConnectError as exc:
+                await self._connection_lost(exc)  # stays pending; replayed at the next sync
+            else:
+                if pushed.confirmed:
+                    self.emit(ev.FlagsConfirmed, refs=pushed.confirmed)
         await self._on_list_folders(command)
 
     async def _on_move(self, command: cmd.Move) -> None:
         if not self.store_is_final:
-            raise Unsupported(f"{self.name}: moving on the server is not available yet")
+            await self._server_transfer(command.refs, command.to_folder, copy=command.copy)
+            return
         for ref in command.refs:
             if command.copy:
                 raw = await asyncio.to_thread(self.store.read, ref)
@@ -352,9 +445,15 @@ class AccountWorker:
 
     async def _on_delete(self, command: cmd.Delete) -> None:
         """Deleting moves to Trash; deleting in Trash removes for good."""
-        if not self.store_is_final:
-            raise Unsupported(f"{self.name}: deleting on the server is not available yet")
         trash = self._folder_with_role(FolderRole.TRASH) or "Trash"
+        if not self.store_is_final:
+            in_trash = tuple(r for r in command.refs if r.folder == trash)
+            elsewhere = tuple(r for r in command.refs if r.folder != trash)
+            if elsewhere:
+                await self._server_transfer(elsewhere, trash, copy=False)
+            if in_trash:
+                await self._server_expunge(in_trash)
+            return
         for ref in command.refs:
             if ref.folder == trash:
                 await asyncio.to_thread(self.store.remove, ref)
@@ -362,6 +461,56 @@ class AccountWorker:
                 await asyncio.to_thread(self.store.move, ref, trash)
         self._announce_folders({r.folder for r in command.refs} | {trash})
         await self._on_list_folders(command)
+
+    def _server_ids(
+        self, refs: tuple[MessageRef, ...]
+    ) -> dict[str, list[tuple[MessageRef, ServerId]]]:
+        by_folder: dict[str, list[tuple[MessageRef, ServerId]]] = {}
+        for ref in refs:
+            info = self.store.index.file_info(self.name, ref.folder, ref.key)
+            server = self.store.index.server_id(info.id) if info else None
+            if server is None or server.uid is None:
+                raise MailError(f"{ref.folder}: a message is not on the server yet; sync first")
+            by_folder.setdefault(ref.folder, []).append((ref, server))
+        return by_folder
+
+    async def _server_transfer(
+        self, refs: tuple[MessageRef, ...], to_folder: str, *, copy: bool
+    ) -> None:
+        """Move or copy on the server, then mirror the target folder.
+
+        The local source copy goes only after the server confirmed the move;
+        the target's copy then arrives by the sync with its new UID, so the
+        store never holds the same message twice.
+        """
+        backend = self._require_receive()
+        if not self.connected:
+            await self._on_connect(cmd.Connect())
+        try:
+            for folder, pairs in self._server_ids(refs).items():
+                ids = [server for _, server in pairs]
+                if copy:
+                    await backend.copy(folder, ids, to_folder)
+                    continue
+                await backend.move(folder, ids, to_folder)
+                for ref, _ in pairs:
+                    await asyncio.to_thread(self.store.remove, ref)
+                self.emit(ev.MessagesChanged, folder=folder, removed=len(pairs))
+        except ConnectError as exc:
+            await self._connection_lost(exc)
+            raise
+        await self._mirror(cmd.SyncNow(folder=to_folder))
+
+    async def _server_expunge(self, refs: tuple[MessageRef, ...]) -> None:
+        backend = self._require_receive()
+        if not self.connected:
+            await self._on_connect(cmd.Connect())
+        for folder, pairs in self._server_ids(refs).items():
+            await backend.remove_from_server(folder, [server for _, server in pairs])
+            for ref, _ in pairs:
+                await asyncio.to_thread(self.store.remove, ref)
+            self.emit(ev.MessagesChanged, folder=folder, removed=len(pairs))
+        await self._on_list_folders(cmd.ListFolders())
 
     async def _on_append(self, command: cmd.Append) -> None:
         letters = FlagSet(frozenset(command.flags)).to_maildir()
