@@ -122,7 +122,7 @@ async def test_a_failure_is_a_reply_not_an_exception(root: Path) -> None:
         await runtime.stop()
 
 
-async def test_local_send_delivers_and_keeps_a_sent_copy_without_bcc(root: Path) -> None:
+async def test_local_send_delivers_without_bcc_and_keeps_a_sent_copy(root: Path) -> None:
     rec = Recorder()
     runtime = await started(root, rec)
     try:
@@ -134,7 +134,10 @@ async def test_local_send_delivers_and_keeps_a_sent_copy_without_bcc(root: Path)
         box = mailbox.Maildir(root, create=False)
         subjects = sorted(str(m["Subject"]) for m in box)
         assert subjects == ["hello", "to myself"]
+        [delivered] = [m for m in box if m["Subject"] == "to myself"]
+        assert delivered["Bcc"] is None and b"hidden@" not in delivered.as_bytes()
         [sent] = list(box.get_folder("Sent"))
-        assert sent["Bcc"] is None and b"hidden@" not in sent.as_bytes()
+        assert sent["Bcc"] == "hidden@example.test"  # the user's own record keeps it, as mutt's
+
     finally:
         await runtime.stop()

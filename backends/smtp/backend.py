@@ -123,10 +123,17 @@ class SmtpSendBackend(SendBackend):
         client, _ = await self._open()
         try:
             data, options = self._prepare(client, raw, sender, rcpts)
+            stage = _DataStage(client)
             try:
                 refused, reply = await client.sendmail(sender, rcpts, data, mail_options=options)
             except (aiosmtplib.SMTPException, OSError, TimeoutError, ValueError) as exc:
-                self._raise_send_error(exc)
+                try:
+                    self._raise_send_error(exc)
+                except ConnectError as lost:
+                    # Lost once DATA began: the server may have queued it. The outbox
+                    # must not resend on its own (docs/outbox.md).
+                    lost.delivery_uncertain = stage.started  # type: ignore[attr-defined]
+                    raise
             # Accepted: from here on nothing may turn this into a failure (a retry would
             # deliver twice), so QUIT problems are only logged.
             await self._quit_quietly(client)
@@ -483,3 +490,17 @@ def _os_reason(exc: BaseException) -> str:
 def _reply_text(message: str) -> str:
     """A server reply as one inert line: it is shown to the user as it is."""
     return inert_line(" ".join(message.split()))
+
+
+class _DataStage:
+    """Notes when `sendmail` reaches DATA: a drop before it means nothing was sent."""
+
+    def __init__(self, client: aiosmtplib.SMTP) -> None:
+        self.started = False
+        original = client.data
+
+        async def data(*args: Any, **kwargs: Any) -> Any:
+            self.started = True
+            return await original(*args, **kwargs)
+
+        client.data = data  # type: ignore[method-assign]

@@ -348,3 +348,47 @@ async def test_connection_refused_is_connect_error() -> None:
         port = s.getsockname()[1]
     with pytest.raises(ConnectError, match=re.escape(f"127.0.0.1:{port}: Connection refused")):
         await make_backend(port, "tls").check()
+
+
+async def _hang_up_server(after: bytes) -> tuple[asyncio.Server, int]:
+    """Answers normally until it has received `after` (a verb, or b"." for the end of
+    the message data), then closes the connection without a reply."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"220 fake ESMTP\r\n")
+        in_data = False
+        while line := await reader.readline():
+            if in_data:
+                if line == b".\r\n":
+                    if after == b".":
+                        break
+                    writer.write(b"250 queued\r\n")
+                    in_data = False
+                continue
+            verb = line.split(b" ", 1)[0].strip().upper()
+            if verb == after:
+                break
+            if verb == b"EHLO":
+                writer.write(b"250-fake.test\r\n250 PIPELINING\r\n")
+            elif verb == b"DATA":
+                writer.write(b"354 go ahead\r\n")
+                in_data = True
+            else:
+                writer.write(b"250 ok\r\n")
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+@pytest.mark.parametrize(("after", "uncertain"), [(b"RCPT", False), (b".", True)])
+async def test_a_drop_is_uncertain_only_once_data_went_out(after: bytes, uncertain: bool) -> None:
+    server, port = await _hang_up_server(after)
+    try:
+        with pytest.raises(ConnectError) as caught:
+            await make_backend(port).send(plain_message(), "a@x.test", ["b@x.test"])
+        assert getattr(caught.value, "delivery_uncertain", None) is uncertain
+    finally:
+        server.close()
+        await server.wait_closed()

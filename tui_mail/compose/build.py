@@ -31,9 +31,11 @@ from datetime import datetime
 # ValueError on a display name that decodes to CR/LF, where we neutralise the name.
 from email import _header_value_parser as _rfc5322
 from email import errors, policy
+from email.generator import BytesGenerator
 from email.headerregistry import Address
 from email.message import EmailMessage, MIMEPart
 from email.utils import format_datetime, make_msgid
+from io import BytesIO
 from pathlib import Path
 
 from tui_mail.config.schema import AccountConfig
@@ -57,7 +59,7 @@ __all__ = [
 
 # Control characters, DEL, NEL and the Unicode line/paragraph separators: anything a
 # parser (ours, a server's, a terminal's) might take as the end of a line.
-_LINE_BREAKING = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]")
+_LINE_BREAKING = re.compile("\r\n|[\x00-\x1f\x7f\x85\u2028\u2029]")
 # Characters that make an addr-spec unusable as an SMTP envelope address (the SMTP
 # backend refuses the same set): refuse them while the user can still fix the draft.
 _BAD_IN_ADDR_SPEC = frozenset('<>(),;\\"')
@@ -172,7 +174,7 @@ def parse_address_list(value: str, header: str = "To", *, strict: bool = True) -
     """
     # Unfold first (CRLF + WSP is a fold, not a break); any other CR/LF is hostile.
     value = re.sub(r"\r?\n(?=[ \t])", "", value)
-    value = re.sub(r"[\r\n]", " ", value)
+    value = re.sub(r"\r\n|[\r\n]", " ", value)
     found: list[Address] = []
     for item in _split_items(value):
         try:
@@ -263,6 +265,8 @@ def sniff_type(data: bytes, filename: str) -> str:
     named, encoding = mimetypes.guess_type(filename, strict=False)
     if encoding in _COMPRESSION:
         named = _COMPRESSION[encoding]
+    if named == "application/octet-stream":
+        named = None  # ".bin" says nothing
     if sniffed in _CONTAINERS and named and named.split("/")[0] in _CONTAINERS[sniffed]:
         return named
     if sniffed:
@@ -450,9 +454,23 @@ def _attach_message(msg: EmailMessage, raw: bytes, filename: str) -> None:
     _mixed(msg).attach(part)
 
 
+class _Generator(BytesGenerator):
+    """BytesGenerator that writes a message/rfc822 part's undecodable bytes back as they
+    were (the stock one encodes that payload as strict ASCII and fails on 8-bit mail)."""
+
+    def _encode(self, s: str) -> bytes:
+        return s.encode("ascii", "surrogateescape")
+
+
 def message_bytes(msg: EmailMessage) -> bytes:
-    """The message as bytes with CRLF line endings (the wire form)."""
-    return msg.as_bytes(policy=msg.policy.clone(linesep="\r\n"))
+    """The message as bytes with CRLF line endings (the wire form).
+
+    Use this rather than `msg.as_bytes()`: only this writes a forwarded 8-bit message
+    byte for byte.
+    """
+    out = BytesIO()
+    _Generator(out, policy=msg.policy.clone(linesep="\r\n")).flatten(msg)
+    return out.getvalue()
 
 
 # --------------------------------------------------------------------------- raw messages

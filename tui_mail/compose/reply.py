@@ -219,10 +219,12 @@ def _with_signature(text: str, account: AccountConfig) -> str:
 
 def _sender_identity(original: Original, account: AccountConfig) -> Address:
     """Answer from the address (email or alias) the original was sent to."""
-    own = own_addresses(account)
+    # Spelled as configured, not as the sender happened to capitalise it.
+    configured = {a.lower(): a for a in (account.email, *account.aliases)}
     for a in (*original.to, *original.cc, *original.delivered_to):
-        if _is_own(a, own):
-            return identity(account, a.addr_spec)
+        mine = configured.get(a.addr_spec.lower())
+        if mine:
+            return identity(account, mine)
     return identity(account)
 
 

@@ -79,6 +79,13 @@ class Send(Command):
 
 
 @dataclass(frozen=True, kw_only=True)
+class FlushOutbox(Command):
+    """Deliver queued messages that are due (`force`: also those waiting out a backoff)."""
+
+    force: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
 class Search(Command):
     query: str
     server: bool = False

@@ -11,17 +11,16 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from email import message_from_bytes, policy
-from email.utils import getaddresses
 
 from tui_mail import paths
 from tui_mail.backends.base import ReceiveBackend, SendBackend
+from tui_mail.compose.build import envelope, strip_bcc
 from tui_mail.config.schema import AccountConfig
 from tui_mail.core import commands as cmd
 from tui_mail.core import events as ev
 from tui_mail.core.capabilities import Capability
 from tui_mail.core.errors import AuthError, ConnectError, MailError, Unsupported
-from tui_mail.core.flags import FlagSet
+from tui_mail.core.flags import Flag, FlagSet
 from tui_mail.core.models import FolderRole, MessageRef, ServerId
 from tui_mail.store.account_store import AccountStore
 from tui_mail.store.journal import Journal
@@ -29,6 +28,8 @@ from tui_mail.store.seen import SeenServerIds
 from tui_mail.sync.backoff import Backoff
 from tui_mail.sync.download import DeletePolicy, download
 from tui_mail.sync.imap_sync import sync_account
+from tui_mail.sync.outbox import LOCAL_SENT, DeliveryResult, Outbox, describe, flush_outbox
+from tui_mail.sync.outbox import State as OutboxState
 from tui_mail.sync.server_ops import push_pending, record_flag_change
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ class AccountWorker:
         self._seen_ids: SeenServerIds | None = None
         self.journal = Journal(store.index)
         self._watcher: asyncio.Task[None] | None = None
+        self._outbox_box: Outbox | None = None
         self._handlers: dict[type[cmd.Command], Callable[[cmd.Command], Awaitable[None]]] = {
             cmd.Connect: self._on_connect,
             cmd.Disconnect: self._on_disconnect,
@@ -79,6 +81,7 @@ class AccountWorker:
             cmd.Delete: self._on_delete,  # type: ignore[dict-item]
             cmd.Append: self._on_append,  # type: ignore[dict-item]
             cmd.Send: self._on_send,  # type: ignore[dict-item]
+            cmd.FlushOutbox: self._on_flush_outbox,  # type: ignore[dict-item]
         }
 
     # ---------------------------------------------------------------- plumbing
@@ -518,17 +521,62 @@ class AccountWorker:
         self._announce_folders({command.folder})
 
     async def _on_send(self, command: cmd.Send) -> None:
-        if self.send_backend is None:
-            raise MailError(self.setup_error or f"{self.name}: no send backend")
-        sender, recipients, wire = envelope_for(command.raw, self.account.email)
-        await self.send_backend.send(wire, sender, recipients)
-        if command.save_sent and self.store_is_final:
-            sent = self._folder_with_role(FolderRole.SENT) or "Sent"
-            await asyncio.to_thread(self.store.deliver, sent, wire, "S")
-            self._announce_folders({sent})
+        """Queue durably first, then try to deliver; a failure leaves it queued."""
+        box = self._outbox()
+        entry_id = await asyncio.to_thread(box.enqueue, self.name, command.raw)
+        results = await self._flush(save_sent=command.save_sent)
+        mine = next((r for r in results if r.id == entry_id), None)
+        if mine is None:
+            raise MailError("queued in the outbox; it will be sent when the server is reachable")
+        if mine.state is not OutboxState.SENT:
+            raise MailError(describe(mine))
         if self.is_local:
             # Local delivery may have put a copy into our own INBOX.
             await self._on_sync(cmd.SyncNow(folder="INBOX"))
+
+    async def _on_flush_outbox(self, command: cmd.FlushOutbox) -> None:
+        await self._flush(force=command.force)
+
+    def _outbox(self) -> Outbox:
+        if self._outbox_box is None:
+            self._outbox_box = Outbox(self.store.index)
+        return self._outbox_box
+
+    async def _flush(self, *, save_sent: bool = True, force: bool = False) -> list[DeliveryResult]:
+        if self.send_backend is None:
+            raise MailError(self.setup_error or f"{self.name}: no send backend")
+        box = self._outbox()
+        results = await flush_outbox(
+            self.account,
+            self.store,
+            self.send_backend,
+            self._emit,
+            save_sent=self._sent_saver() if save_sent else None,
+            force=force,
+            outbox=box,
+        )
+        due = box.next_retry(self.name)
+        if due is not None and self.poll:
+            delay = max(1.0, due - time.time())
+            asyncio.get_running_loop().call_later(delay, self.submit, cmd.FlushOutbox())
+        return results
+
+    def _sent_saver(self) -> object | None:
+        """Where the Sent copy goes: the local store, the server's Sent, or nowhere."""
+        if self.account.send.options.get("server_saves_sent") or self.account.receive.options.get(
+            "server_saves_sent"
+        ):
+            return None
+        if self.store_is_final:
+            return LOCAL_SENT
+
+        async def append_to_server_sent(raw: bytes) -> None:
+            backend = self._require_receive()
+            sent = self._folder_with_role(FolderRole.SENT) or "Sent"
+            await backend.append(sent, raw, frozenset({Flag.SEEN}))
+            self.submit(cmd.SyncNow(folder=sent))
+
+        return append_to_server_sent
 
     def _folder_with_role(self, role: FolderRole) -> str | None:
         for folder in self.store.folders():
@@ -542,13 +590,10 @@ class AccountWorker:
 
 
 def envelope_for(raw: bytes, default_sender: str) -> tuple[str, list[str], bytes]:
-    """Sender, recipients (To, Cc, Bcc) and the bytes to transmit, without Bcc."""
-    msg = message_from_bytes(raw, policy=policy.SMTP)
-    fields = [str(v) for h in ("To", "Cc", "Bcc") for v in msg.get_all(h, [])]
-    recipients = list(dict.fromkeys(a for _, a in getaddresses(fields) if a))
-    if not recipients:
-        raise MailError("the message has no recipients (To, Cc or Bcc)")
-    senders = getaddresses([str(msg.get("Sender") or msg.get("From") or "")])
-    sender = next((a for _, a in senders if a), default_sender)
-    del msg["Bcc"]
-    return sender, recipients, msg.as_bytes()
+    """Sender, recipients (To, Cc, Bcc) and the bytes to transmit, without Bcc.
+
+    Addresses are parsed strictly (compose.build): an encoded word hiding a
+    CR/LF and a second address never becomes an extra recipient.
+    """
+    sender, recipients = envelope(raw, default_sender)
+    return sender, recipients, strip_bcc(raw)
