@@ -7,8 +7,6 @@ fast enough for cron and tmux status lines.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -18,6 +16,8 @@ from tui_mail.core.errors import ConfigError, MailError
 from tui_mail.crash import crash_message, write_crash_report
 
 if TYPE_CHECKING:
+    import logging
+
     from tui_mail.config.schema import AppConfig
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 70
@@ -27,7 +27,10 @@ tui-mail: no config file at {path}
 
 To look around first, start the built-in demo account (no server needed):
     tui-mail demo
-To set up your own accounts, write a commented template and edit it:
+To add your account: give your address, and setup finds the servers,
+tests the login and writes the config:
+    tui-mail setup
+Or write a commented template and edit it yourself:
     tui-mail config init
     $EDITOR {path}
     tui-mail config check
@@ -48,6 +51,33 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("demo", help="open the TUI on the built-in demo account (no network)")
 
+    setup = sub.add_parser(
+        "setup",
+        help="find the servers for your address, test the login, add the account",
+        description="Looks up SRV records, the provider's autoconfig document, then the usual "
+        "host names; tests the login; adds the account to the config. Exit status: 0 written, "
+        "1 failed (nothing written), 2 bad arguments.",
+    )
+    setup.add_argument("--email", metavar="ADDRESS", help="your email address")
+    setup.add_argument("--non-interactive", action="store_true", help="ask nothing (scripts)")
+    setup.add_argument("--name", help="your name for the From: line")
+    setup.add_argument("--account", metavar="NAME", help="account name (default: from domain)")
+    setup.add_argument("--protocol", choices=("imap", "pop3"), help="default: IMAP if offered")
+    setup.add_argument("--user", help="login name, if it is not the email address")
+    setup.add_argument(
+        "--password-command", metavar="CMD", help="a command that prints the password"
+    )
+    setup.add_argument("--ca-file", metavar="PATH", help="trust this CA (PEM) as well")
+    setup.add_argument("--resolver", metavar="IP:PORT", help="ask this DNS server instead")
+    setup.add_argument("--autoconfig-url", metavar="URL", help="fetch autoconfig from here")
+    setup.add_argument(
+        "--probe-port",
+        action="append",
+        metavar="STD=PORT",
+        help="probe PORT instead of standard port STD (testing)",
+    )
+    setup.add_argument("--timeout", type=float, default=10.0, help="seconds per server check")
+
     config = sub.add_parser("config", help="check or create the config file")
     config_sub = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
     config_sub.add_parser("check", help="validate the config and list its accounts")
@@ -63,9 +93,16 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--account", help="only this account")
     sync.add_argument("--folder", help="only this folder")
     sync.add_argument("--dry-run", action="store_true", help="show what would change")
-    sync.add_argument("--watch", action="store_true", help="keep syncing until interrupted")
     sync.add_argument(
-        "--interval", type=float, default=60.0, help="seconds between syncs with --watch"
+        "--watch",
+        action="store_true",
+        help="stay connected and follow changes (IDLE) until interrupted",
+    )
+    sync.add_argument(
+        "--interval",
+        type=float,
+        default=60.0,
+        help="with --watch: seconds between checks of the folders IDLE does not watch",
     )
     sync.add_argument("-q", "--quiet", action="store_true", help="print errors only")
 
@@ -84,12 +121,42 @@ def build_parser() -> argparse.ArgumentParser:
     action.add_argument("--list", action="store_true", help="show the outbox")
     action.add_argument("--retry", type=int, metavar="ID", help="send a failed message again")
     action.add_argument("--cancel", type=int, metavar="ID", help="drop a queued message")
+
+    # issue 7: search and status (implementations in tui_mail/search/, tui_mail/status.py)
+    search = sub.add_parser(
+        "search",
+        help="search the local index and print the matching messages",
+        description='Query language: words, "phrases", from: to: cc: subject: body: '
+        "folder: account: has:attachment is:unread/read/flagged/answered/draft "
+        "before:/after: (2024-01-31, 7d, 2w, 3m, 1y, today), -negation, NOT, OR, ( ). "
+        "Put -- before a query that starts with '-'. "
+        "Exit status: 0 found, 1 nothing found, 2 bad query.",
+    )
+    search.add_argument("query", nargs="+", metavar="QUERY", help="the words of the query")
+    search.add_argument("--account", action="append", help="only this account (repeat for several)")
+    search.add_argument("--limit", type=int, metavar="N", help="print at most N messages")
+    search.add_argument("--format", default="table", help="table, json or a {field} template")
+    status = sub.add_parser(
+        "status",
+        help="one line for tmux status-right: unread, pending sends, offline accounts",
+        description="Reads only the local index: no network. Fields: {summary} {unread} "
+        "(INBOX unread) {unread_all} {accounts} {by[ACCOUNT]} {pending} {failed} {offline}.",
+    )
+    status.add_argument("--format", help="a template of {fields} (default: '{summary}')")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "status":
+        # tmux runs this every few seconds: no logging setup, nothing heavy imported.
+        from tui_mail.status import run_status
+
+        return run_status(args.format, args.config)
+    import logging  # not at the top: ~12 ms that `status` does without
+
     logging.basicConfig(level=logging.WARNING, handlers=[_log_handler()])
+    _debug_loggers()
     try:
         return _dispatch(args)
     except ConfigError as exc:
@@ -116,6 +183,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _run_sync(args)
     if args.command == "send":
         return _run_send(args)
+    if args.command == "search":
+        from tui_mail.search.command import run_search
+
+        return run_search(" ".join(args.query), args.account, args.limit, args.format)
+    if args.command == "setup":
+        from tui_mail.setup.wizard import main as setup_main
+
+        return setup_main(paths.config_path(args.config), args)
     return _run_tui(args)
 
 
@@ -186,27 +261,35 @@ def _run_index_rebuild(args: argparse.Namespace) -> int:
 
 
 def _run_sync(args: argparse.Namespace) -> int:
+    import asyncio  # here, not at the top: `tui-mail status` must start fast
+
     from tui_mail.core.commands import SyncNow
     from tui_mail.headless import run_commands, text_reporter
 
     config = _load(args)
     names = _account_names(config, args.account)
-    report = text_reporter(quiet=args.quiet)
+    if args.watch and args.dry_run:
+        raise ConfigError("--dry-run and --watch cannot be combined")
+    if args.interval <= 0:
+        raise ConfigError("--interval must be a positive number of seconds")
+    report = text_reporter(quiet=args.quiet, watch=args.watch)
 
     async def once() -> bool:
         plan = {n: [SyncNow(folder=args.folder, dry_run=args.dry_run)] for n in names}
         return await run_commands(config, plan, report)
 
-    async def watch() -> bool:
-        while True:
-            await once()
-            await asyncio.sleep(args.interval)
+    if args.watch:
+        from tui_mail.headless import watch
 
-    ok = asyncio.run(watch() if args.watch else once())
+        ok = asyncio.run(watch(config, names, report, interval=args.interval, folder=args.folder))
+    else:
+        ok = asyncio.run(once())
     return EXIT_OK if ok else EXIT_FAIL
 
 
 def _run_send(args: argparse.Namespace) -> int:
+    import asyncio
+
     from tui_mail.core.sanitize import inert_line
     from tui_mail.sync import outbox
 
@@ -250,7 +333,23 @@ def _account_names(config: AppConfig, only: str | None) -> list[str]:
     return [only]
 
 
+def _debug_loggers() -> None:
+    """TUI_MAIL_DEBUG=name[,name...]: those loggers at DEBUG into the log file.
+
+    For diagnosis and tests, out of the user's way: e.g.
+    `TUI_MAIL_DEBUG=tui_mail.backends.imap.client` logs every IMAP command
+    sent (its name only, never its arguments).
+    """
+    import logging
+    import os
+
+    for name in filter(None, (n.strip() for n in os.environ.get("TUI_MAIL_DEBUG", "").split(","))):
+        logging.getLogger(name).setLevel(logging.DEBUG)
+
+
 def _log_handler() -> logging.Handler:
+    import logging
+
     """Logs go to a file: anything printed would land in the middle of the TUI."""
     try:
         log_dir = paths.state_dir()
