@@ -94,7 +94,12 @@ def parse_config(text: str, path: Path) -> AppConfig:
     """Validate TOML `text`; `path` is used for messages, relative paths and permissions."""
     ctx = _Ctx(path=path, text=text.removeprefix("\ufeff"))
     data = _decode(ctx)
-    spec: dict[str, Validator] = {"accounts": _accounts, "ui": _ui, "keys": _keys}
+    spec: dict[str, Validator] = {
+        "accounts": _accounts,
+        "ui": _ui,
+        "keys": _keys,
+        "searches": _searches,
+    }
     values = _walk(ctx, data, (), spec)
     accounts: dict[str, AccountConfig] = values.get("accounts") or {}
     if not accounts:
@@ -105,6 +110,7 @@ def parse_config(text: str, path: Path) -> AppConfig:
         accounts=accounts,
         ui=values.get("ui", UiConfig()),
         key_overrides=values.get("keys", {}),
+        searches=values.get("searches", {}),
         warnings=tuple(ctx.warnings),
     )
 
@@ -615,8 +621,55 @@ def _ui(ctx: _Ctx, value: Any, key: KeyPath) -> UiConfig:
         "theme": _NONEMPTY,
         "keys": _choice(KEY_PRESETS),
         "layout": _choice(LAYOUTS),
+        "open_command": _open_command,
+        "save_dir": _STR,
+        "address_book_cmd": _address_book_cmd,
     }
     return UiConfig(**_walk(ctx, _table(ctx, value, key), key, spec))
+
+
+def _open_command(ctx: _Ctx, value: Any, key: KeyPath) -> tuple[str, ...]:
+    """An argument list, never a shell string: mail-supplied names must not reach a shell."""
+    if not _is_str_list(value) or not value or not value[0].strip():
+        raise ctx.error(
+            'expected an argument list like ["xdg-open"] (the file is added at the end, '
+            f'or replaces a "{{}}" item), got {_describe(value)}',
+            key,
+        )
+    return tuple(value)
+
+
+def _address_book_cmd(ctx: _Ctx, value: Any, key: KeyPath) -> tuple[str, ...]:
+    if not _is_str_list(value) or not value or not value[0].strip():
+        raise ctx.error(
+            'expected an argument list like ["khard", "email", "--parsable", "{}"] (what was '
+            'typed replaces a "{}" item, or is added at the end), got ' + _describe(value),
+            key,
+        )
+    return tuple(value)
+
+
+def _searches(ctx: _Ctx, value: Any, key: KeyPath) -> dict[str, str]:
+    """[searches] name = "query": each query is checked now, not when its folder opens."""
+    from tui_mail.search.query import QueryError, parse_query
+
+    out: dict[str, str] = {}
+    for name, text in _table(ctx, value, key).items():
+        where = (*key, name)
+        if not isinstance(text, str):
+            raise ctx.error(
+                f'expected a search query like "is:unread", got {_describe(text)}', where
+            )
+        try:
+            parse_query(text)
+        except QueryError as exc:
+            raise ctx.error(
+                f"bad search query at character {exc.position + 1}: {exc.message}"
+                f" (in {json.dumps(text, ensure_ascii=False)})",
+                where,
+            ) from None
+        out[name] = text
+    return out
 
 
 def _keys(ctx: _Ctx, value: Any, key: KeyPath) -> dict[str, str]:

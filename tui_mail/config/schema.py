@@ -62,6 +62,12 @@ class UiConfig:
     theme: str = "default"
     keys: str = "vim"  # preset name
     layout: str = "auto"  # auto | beside | below
+    # Opens an attachment: an argument list (never a shell string); "{}" is the file.
+    open_command: tuple[str, ...] = ("xdg-open",)
+    save_dir: str = ""  # where attachments are saved by default ("" = ~/Downloads or ~)
+    # Address completion from an external program (argv, "{}" = what was typed);
+    # it prints "address<TAB>name" lines. Empty: only addresses seen in mail.
+    address_book_cmd: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -70,4 +76,5 @@ class AppConfig:
     accounts: dict[str, AccountConfig]
     ui: UiConfig = field(default_factory=UiConfig)
     key_overrides: dict[str, str] = field(default_factory=dict)  # action id -> keys
+    searches: dict[str, str] = field(default_factory=dict)  # [searches] name -> query text
     warnings: tuple[str, ...] = ()

@@ -131,11 +131,17 @@ CONFIG_TEMPLATE = """\
 #   keys                 key binding preset: "vim" (default) or "mutt"
 #   layout               message list and reader: "auto" (default; side by
 #                        side on wide terminals), "beside" or "below"
+#   open_command         program that opens an attachment, as an argument
+#                        list (no shell); "{}" stands for the file, else it
+#                        is added at the end (default ["xdg-open"])
+#   save_dir             folder offered when saving an attachment
 #
 # [ui]
 # theme = "default"
 # keys = "vim"
 # layout = "auto"
+# open_command = ["xdg-open"]
+# save_dir = "~/Downloads"
 
 
 # ============================================================== keys

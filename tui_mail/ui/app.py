@@ -21,7 +21,11 @@ from tui_mail.ui.theme import APP_VARIABLE_DEFAULTS, choose
 class MailApp(App[int]):
     TITLE = "tui-mail"
     CSS_PATH = "styles/app.tcss"
-    ENABLE_COMMAND_PALETTE = False
+    # The palette opens through our own "palette" binding (":" in both presets), so
+    # Textual's fixed ctrl+p binding is moved out of the way of the mutt preset.
+    ENABLE_COMMAND_PALETTE = True
+    COMMAND_PALETTE_BINDING = "ctrl+backslash"
+    COMMANDS: ClassVar[set[Any]] = {*App.COMMANDS, lambda: _mail_commands()}
     BINDINGS: ClassVar[list[BindingType]] = [
         keymap.binding("quit", "quit"),
         keymap.binding("help", "help"),
@@ -40,9 +44,12 @@ class MailApp(App[int]):
         self.keys = keymap.resolve(config.ui.keys, config.key_overrides)
         self.theme_choice = choose(config.ui.theme)
         self._start_runtime = start_runtime
+        self._runtime_factory = runtime_factory
+        self.read_index: Any = None  # the UI's own read connection to the index
         self.main = MainScreen(config, None)
         self.bridge = Bridge(config, self.main, runtime_factory)
         self.main.bridge = self.bridge
+        self.outbox: Any = None  # widgets.outbox.OutboxTracker, once the runtime is up
         for theme in self.theme_choice.themes:
             self.register_theme(theme)
         self.theme = self.theme_choice.name
@@ -54,7 +61,7 @@ class MailApp(App[int]):
         return self.main
 
     def on_mount(self) -> None:
-        self.set_keymap(self.keys.keys)
+        keymap.rebind(self, self.keys.keys)  # not set_keymap: see keymap.py for why
         warnings = [*self.config.warnings, *self.theme_choice.warnings, *self.keys.warnings]
         if warnings:
             self.main.show_notice("; ".join(warnings))
@@ -62,15 +69,39 @@ class MailApp(App[int]):
                 self.notify(inert_line(warning), severity="warning", timeout=8, markup=False)
         if self._start_runtime:
             # After the first frame: importing and opening the store is not free.
-            self.call_after_refresh(self._start_runtime_worker)
+            self.call_after_refresh(self._open_index_first)
+
+    def _open_index_first(self) -> None:
+        """Paint the list from the index before the (slower) runtime import and start.
+
+        The UI reads through its own connection: SQLite's WAL lets it read while
+        a worker writes, so scrolling never waits for a sync's transaction.
+        """
+        if self._runtime_factory is None:
+            try:
+                from tui_mail import paths
+                from tui_mail.store.index import MailIndex
+
+                self.read_index = MailIndex.open(paths.index_path())
+            except Exception as exc:  # the runtime will open it (and say what is wrong)
+                self.main.show_notice(f"index: {exc}", error=True)
+            else:
+                self.main.attach(self.read_index, {})
+        self.call_after_refresh(self._start_runtime_worker)
 
     def _start_runtime_worker(self) -> None:
         self.run_worker(self._run_runtime(), name="runtime", group="runtime", exit_on_error=False)
 
     async def _run_runtime(self) -> None:
         self.bridge.create()
-        self.main.attach(self.bridge.index, self.bridge.stores)
+        self.main.attach(self.read_index or self.bridge.index, self.bridge.stores)
+        # Imported here, like the runtime: it pulls in the outbox's storage code.
+        from tui_mail.ui.widgets.outbox import OutboxTracker
+
+        self.outbox = OutboxTracker(self)
+        self.outbox.start()  # before the workers, so no OutboxChanged is missed
         await self.bridge.start()
+        self.outbox.flush_leftovers()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.state is WorkerState.ERROR:
@@ -82,6 +113,11 @@ class MailApp(App[int]):
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen(self.keys.keys, self.keys.preset))
+
+    def action_outbox(self) -> None:
+        from tui_mail.ui.widgets.outbox import open_outbox
+
+        open_outbox(self)
 
     def action_sync_now(self) -> None:
         self.main.sync_now()
@@ -108,7 +144,17 @@ class MailApp(App[int]):
         self._close_messages_no_wait()
 
     async def on_unmount(self) -> None:
+        self.main.cleanup()
         await self.bridge.stop()
+        if self.read_index is not None:
+            self.read_index.close()
+
+
+def _mail_commands() -> type:
+    # Imported when the palette opens: textual.command is not needed for the first paint.
+    from tui_mail.ui.palette import MailCommands
+
+    return MailCommands
 
 
 def run_app(config: AppConfig) -> int:

@@ -8,6 +8,10 @@ Flooding: SyncProgress is throttled here (the newest per account is posted
 at most every `PROGRESS_INTERVAL` seconds, and always before any other event
 of that account, so the order stays right), and the wrapper messages use
 `can_replace` so what still queues up collapses.
+
+Besides the main screen, code that needs the outcome of one command (the composer
+waits for its Send or Append) uses `request()`, and `listeners` see every event
+(the outbox view follows OutboxChanged without the main screen knowing about it).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ if TYPE_CHECKING:
     from tui_mail.config.schema import AppConfig
 
 PROGRESS_INTERVAL = 0.05
+_TERMINAL = (ev.Done, ev.Failed, ev.Cancelled, ev.UnsupportedReply)
 
 
 def _default_runtime_factory(config: AppConfig) -> Any:
@@ -51,6 +56,9 @@ class Bridge:
         self._thread: int | None = None
         self._pending: dict[str, ev.SyncProgress] = {}
         self._flush: asyncio.TimerHandle | None = None
+        # Command id -> future resolved by that command's terminal reply (see request()).
+        self._waiting: dict[int, asyncio.Future[ev.Event]] = {}
+        self.listeners: list[Callable[[ev.Event], None]] = []
 
     # --- lifecycle ---------------------------------------------------------------
 
@@ -80,6 +88,10 @@ class Bridge:
         if self._flush is not None:
             self._flush.cancel()
             self._flush = None
+        for future in self._waiting.values():
+            if not future.done():
+                future.set_result(ev.Cancelled(account=""))
+        self._waiting.clear()
         if self.runtime is None or not self._started:
             return
         self._started = False
@@ -106,6 +118,20 @@ class Bridge:
             return False
         return True
 
+    def request(self, account: str, command: Command) -> asyncio.Future[ev.Event]:
+        """Send a command; the future gets its terminal reply (Done, Failed, ...).
+
+        The reply is still posted to the main screen as usual. Call on the loop thread.
+        """
+        future: asyncio.Future[ev.Event] = asyncio.get_running_loop().create_future()
+        self._waiting[command.id] = future
+        if not self.submit(account, command) and not future.done():
+            self._waiting.pop(command.id, None)
+            future.set_result(
+                ev.Failed(account=account, in_reply_to=command.id, message="not connected yet")
+            )
+        return future
+
     # --- events --------------------------------------------------------------------
 
     def emit(self, event: ev.Event) -> None:
@@ -131,6 +157,15 @@ class Bridge:
             self._post(event)
 
     def _post(self, event: ev.Event) -> None:
+        if event.in_reply_to is not None and isinstance(event, _TERMINAL):
+            future = self._waiting.pop(event.in_reply_to, None)
+            if future is not None and not future.done():
+                future.set_result(event)
+        for listener in list(self.listeners):
+            try:
+                listener(event)
+            except Exception:  # a broken listener must not stop events reaching the screen
+                pass
         try:
             self.target.post_message(wrap(event))
         except Exception:  # the screen is gone (shutting down)

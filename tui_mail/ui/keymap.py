@@ -2,16 +2,22 @@
 
 Every binding in the UI is a `Binding(id=<action id>)`. The effective keymap
 (preset, then `[keys]` overrides from the config) maps each id to a
-comma-separated key list and is applied once with `App.set_keymap`, so the
+comma-separated key list and is applied once per widget by `rebind()`, so the
 same id gets the same keys in every pane that binds it. The help screen is
 generated from the same data.
+
+Why not `App.set_keymap`: Textual re-applies a keymap to every node of the
+focus chain on every key press and footer refresh, in time quadratic in the
+number of bindings; with this app's ~40 actions that was most of the cost of
+a page-down. Rewriting each node's bindings once gives the same result.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
-from textual.binding import Binding
+from textual.binding import Binding, BindingsMap
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,30 @@ ACTIONS: dict[str, Action] = {
         Action("open", "Open message / folder", "list, folders", show=True),
         Action("back", "Close the message", "view", show=True),
         Action("toggle_headers", "All headers on/off", "view", show=True),
+        Action("reply", "Reply", "list, view"),
+        Action("reply_all", "Reply to all", "list, view"),
+        Action("forward", "Forward", "list, view"),
+        Action("forward_attached", "Forward as attachment", "list, view"),
+        Action("compose", "New message", "anywhere"),
+        Action("delete", "Delete (to Trash; in Trash: for good)", "list, view"),
+        Action("archive", "Archive", "list, view"),
+        Action("move", "Move to a folder…", "list, view"),
+        Action("copy", "Copy to a folder…", "list, view"),
+        Action("toggle_read", "Read / unread", "list, view"),
+        Action("toggle_flagged", "Flag / unflag", "list, view"),
+        Action("mark_thread_read", "Mark the thread read", "list, view"),
+        Action("mark", "Select / unselect (acts on all selected)", "list"),
+        Action("clear_marks", "Clear the selection", "list"),
+        Action("undo", "Undo the last flag change or move", "anywhere"),
+        Action("search", "Search…", "anywhere"),
+        Action("sort", "Sort: date, sender, subject, size", "list"),
+        Action("reverse_sort", "Reverse the sort order", "list"),
+        Action("toggle_threads", "Threaded view on/off", "list"),
+        Action("attachments", "Attachments: save / open…", "view"),
+        Action("raw_source", "Raw source on/off", "view"),
+        Action("switch_account", "Next account", "anywhere"),
+        Action("toggle_layout", "View below / beside the list", "anywhere"),
+        Action("palette", "Command palette", "anywhere"),
         Action("next_folder", "Next folder", "anywhere"),
         Action("prev_folder", "Previous folder", "anywhere"),
         Action("toggle_folders", "Show/hide folders", "anywhere", show=True),
@@ -47,7 +77,7 @@ PRESETS: dict[str, dict[str, str]] = {
     "vim": {
         "next": "j,down",
         "prev": "k,up",
-        "page_down": "pagedown,ctrl+f,space",
+        "page_down": "pagedown,ctrl+f",
         "page_up": "pageup,ctrl+b",
         "top": "g,home",
         "bottom": "G,end",
@@ -60,6 +90,30 @@ PRESETS: dict[str, dict[str, str]] = {
         "sync_now": "ctrl+r",
         "help": "question_mark,f1",
         "quit": "q",
+        "reply": "r",
+        "reply_all": "R",
+        "forward": "f",
+        "forward_attached": "F",
+        "compose": "c",
+        "delete": "d,delete",
+        "archive": "a",
+        "move": "m",
+        "copy": "y",
+        "toggle_read": "N",
+        "toggle_flagged": "s",
+        "mark_thread_read": "A",
+        "mark": "space,x",
+        "clear_marks": "X",
+        "undo": "u",
+        "search": "slash",
+        "sort": "o",
+        "reverse_sort": "O",
+        "toggle_threads": "T",
+        "attachments": "v",
+        "raw_source": "E",
+        "switch_account": "ctrl+n",
+        "toggle_layout": "V",
+        "palette": "colon,ctrl+p",
     },
     "mutt": {
         "next": "j,down",
@@ -77,6 +131,31 @@ PRESETS: dict[str, dict[str, str]] = {
         "sync_now": "dollar_sign",
         "help": "question_mark",
         "quit": "q",
+        # neomutt's own letters where it has the action (r g f m d s C N F ^R t / o O v e $).
+        "reply": "r",
+        "reply_all": "g",
+        "forward": "f",
+        "forward_attached": "ctrl+f",
+        "compose": "m",
+        "delete": "d",
+        "archive": "a",
+        "move": "s",
+        "copy": "C",
+        "toggle_read": "N",
+        "toggle_flagged": "F",
+        "mark_thread_read": "ctrl+r",
+        "mark": "t",
+        "clear_marks": "ctrl+t",
+        "undo": "u",
+        "search": "slash",
+        "sort": "o",
+        "reverse_sort": "O",
+        "toggle_threads": "T",
+        "attachments": "v",
+        "raw_source": "e",
+        "switch_account": "c",
+        "toggle_layout": "V",
+        "palette": "colon",
     },
 }
 DEFAULT_PRESET = "vim"
@@ -133,6 +212,13 @@ def _short(description: str) -> str:
         "Show/hide folders": "Folders",
         "Sync all accounts": "Sync",
         "Keys (this screen)": "Help",
+        "Delete (to Trash; in Trash: for good)": "Delete",
+        "Move to a folder…": "Move",
+        "Copy to a folder…": "Copy",
+        "Select / unselect (acts on all selected)": "Select",
+        "Undo the last flag change or move": "Undo",
+        "Sort: date, sender, subject, size": "Sort",
+        "Attachments: save / open…": "Attachments",
     }.get(description, description)
 
 
@@ -146,6 +232,9 @@ def display_keys(keys: str) -> str:
         "equals_sign": "=",
         "asterisk": "*",
         "dollar_sign": "$",
+        "slash": "/",
+        "colon": ":",
+        "delete": "Del",
         "space": "Space",
         "escape": "Esc",
         "enter": "Enter",
@@ -166,3 +255,35 @@ def display_keys(keys: str) -> str:
         else:
             out.append(names.get(key, key))
     return " ".join(out)
+
+
+def rebind(root: Any, keys: dict[str, str]) -> None:
+    """Give every binding with an action id under `root` (itself included) its keys.
+
+    Bindings without an id are left as they are. Done once, after mount.
+    """
+    nodes = [root, *root.walk_children(with_self=False)]
+    for node in nodes:
+        current = getattr(node, "_bindings", None)
+        if current is None or getattr(node, "_tui_mail_rebound", False):
+            continue
+        node._bindings = rebound(current, keys)
+        node._tui_mail_rebound = True
+
+
+def rebound(bindings: BindingsMap, keys: dict[str, str]) -> BindingsMap:
+    new: dict[str, list[Binding]] = {}
+    done: set[tuple[str, str]] = set()
+    for key, key_bindings in bindings.key_to_bindings.items():
+        for binding in key_bindings:
+            if binding.id is None or binding.id not in keys:
+                new.setdefault(key, []).append(binding)
+                continue
+            if (binding.id, binding.action) in done:
+                continue  # one Binding per key in the map: rebind the id once
+            done.add((binding.id, binding.action))
+            for user_key in keys[binding.id].split(","):
+                user_key = user_key.strip()
+                if user_key:
+                    new.setdefault(user_key, []).append(replace(binding, key=user_key))
+    return BindingsMap.from_keys(new)

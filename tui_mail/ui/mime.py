@@ -1,6 +1,6 @@
 """Turn raw message bytes into what the message view shows.
 
-Pure (stdlib `email` and `html.parser`, no Textual), tolerant: a malformed
+Pure (stdlib `email` plus html2text, no Textual), tolerant: a malformed
 message still yields headers, some text and a list of problems, never an
 exception. The strings returned are decoded but NOT yet made inert: the view
 passes every one of them through `tui_mail.core.sanitize` before display.
@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from email.header import decode_header, make_header
 from email.message import EmailMessage, Message
-from html.parser import HTMLParser
+from typing import Any
 
 MAIN_HEADERS = ("From", "To", "Cc", "Date", "Subject")
 
@@ -132,8 +132,7 @@ def _part_text(part: Message, out: ParsedMessage) -> str:
         return payload.decode("utf-8", errors="replace")
 
 
-def _attachments(msg: Message, body: Message | None, out: ParsedMessage) -> list[Attachment]:
-    found: list[Attachment] = []
+def _attachment_parts(msg: Message, body: Message | None, out: ParsedMessage) -> list[Message]:
     try:
         parts = list(msg.iter_attachments()) if isinstance(msg, EmailMessage) else []
     except Exception:
@@ -148,22 +147,58 @@ def _attachments(msg: Message, body: Message | None, out: ParsedMessage) -> list
         except Exception as exc:
             out.problems.append(f"attachments: {exc}")
             parts = []
-    for part in parts:
+    return parts
+
+
+def _payload(part: Message) -> bytes:
+    try:
+        payload = part.get_payload(decode=True)
+    except Exception:
+        return b""
+    if isinstance(payload, bytes):
+        return payload
+    if part.get_content_maintype() == "message":
+        # An attached message (message/rfc822): the bytes of the message itself.
+        try:
+            return _inner_bytes(part)
+        except Exception:
+            return b""
+    return b""
+
+
+def _inner_bytes(part: Message) -> bytes:
+    inner = part.get_payload()
+    if isinstance(inner, list) and inner:
+        inner = inner[0]
+    if isinstance(inner, Message):
+        return inner.as_bytes(policy=email.policy.default)
+    return str(inner or "").encode("utf-8", "replace")
+
+
+def _attachments(msg: Message, body: Message | None, out: ParsedMessage) -> list[Attachment]:
+    found: list[Attachment] = []
+    for part in _attachment_parts(msg, body, out):
         try:
             name = part.get_filename() or ""
         except Exception:
             name = ""
-        try:
-            payload = part.get_payload(decode=True)
-            size = len(payload) if isinstance(payload, bytes) else 0
-        except Exception:
-            size = 0
+        size = len(_payload(part))
         try:
             ctype = part.get_content_type()
         except Exception:
             ctype = "application/octet-stream"
         found.append(Attachment(decode_header_value(name) if name else "", ctype, size))
     return found
+
+
+def attachment_data(raw: bytes, number: int) -> bytes:
+    """The decoded bytes of attachment `number` (0-based, as `parse_message` lists them)."""
+    out = ParsedMessage()
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    parts = _attachment_parts(msg, _find_body(msg, out), out)
+    if not 0 <= number < len(parts):
+        raise IndexError(f"no attachment {number + 1}")
+    return _payload(parts[number])
 
 
 def human_size(n: int) -> str:
@@ -176,128 +211,67 @@ def human_size(n: int) -> str:
 
 
 # --- HTML -> text ---------------------------------------------------------------------
+#
+# html2text (a maintained converter, GPL-3.0 like this project) does the layout:
+# lists, tables, quotes, headings, entities, broken markup. It never fetches
+# anything; it only reads the string. Its Markdown link and image syntax is
+# then rewritten here into the numbered form the view shows ("text[1]" and a
+# "Links:" list), and images become "[image: alt]" with their URL dropped, so
+# a tracking pixel's address is never even displayed.
 
-_BLOCK = frozenset(
-    "p div section article header footer main nav aside table tr ul ol dl h1 h2 h3 h4 h5 h6"
-    " blockquote pre hr form center address figure figcaption details summary".split()
-)
-_SKIP = frozenset("script style head title template noscript svg object iframe".split())
-_VOID = frozenset("br hr img meta link input area base col embed source track wbr".split())
+# "(target)" of a Markdown link: <...>, or a URL that may hold balanced parentheses,
+# then an optional "title".
+_TARGET = r"\((<[^>]*>|[^()\s]*(?:\([^()\s]*\)[^()\s]*)*)(?:\s+\"[^\"]*\")?\)"
+_IMAGE = re.compile(r"!\[([^\[\]]*)\]" + _TARGET)
+_LINK = re.compile(r"\[([^\[\]]*)\]" + _TARGET)
+_SAFE_LINK_PREFIXES = ("#", "javascript:", "data:", "vbscript:")
 
 
-class _HTMLText(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.out: list[str] = []
-        self.links: list[str] = []
-        self._skip = 0
-        self._pre = 0
-        self._href: list[str | None] = []
-        self._lists: list[list[int]] = []  # [counter] per open list; -1 for bullets
+def _converter() -> Any:
+    import html2text  # imported on first use: not needed for plain-text mail
 
-    def _newlines(self, n: int) -> None:
-        """End the current line and leave `n - 1` blank lines (none at the start)."""
-        have = 0
-        for chunk in reversed(self.out):
-            stripped = chunk.rstrip("\n \t")
-            have += chunk[len(stripped) :].count("\n")
-            if stripped:
-                break
-        else:
-            return  # nothing written yet: no leading blank lines
-        if have < n:
-            self.out.append("\n" * (n - have))
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in _SKIP:
-            if tag not in _VOID:
-                self._skip += 1
-            return
-        if self._skip:
-            return
-        a = dict(attrs)
-        if tag == "br":
-            self.out.append("\n")
-        elif tag == "hr":
-            self._newlines(1)
-            self.out.append("-" * 20)
-            self._newlines(1)
-        elif tag in ("ul", "ol"):
-            self._newlines(1 if self._lists else 2)
-            self._lists.append([0 if tag == "ol" else -1])
-        elif tag == "li":
-            self._newlines(1)
-            depth = max(0, len(self._lists) - 1)
-            counter = self._lists[-1] if self._lists else [-1]
-            if counter[0] >= 0:
-                counter[0] += 1
-                self.out.append("  " * depth + f"{counter[0]}. ")
-            else:
-                self.out.append("  " * depth + "* ")
-        elif tag in ("td", "th"):
-            self.out.append("  ")
-        elif tag in _BLOCK:
-            self._newlines(2 if tag not in ("div", "tr") else 1)
-            if tag == "pre":
-                self._pre += 1
-        elif tag == "a":
-            href = (a.get("href") or "").strip()
-            self._href.append(href if href and not href.startswith(("#", "javascript:")) else None)
-        elif tag == "img":
-            alt = (a.get("alt") or "").strip()
-            if alt:
-                self.out.append(f"[image: {alt}]")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in _SKIP:
-            self._skip = max(0, self._skip - 1)
-            return
-        if self._skip:
-            return
-        if tag == "a":
-            href = self._href.pop() if self._href else None
-            if href:
-                if href in self.links:
-                    number = self.links.index(href) + 1
-                else:
-                    self.links.append(href)
-                    number = len(self.links)
-                self.out.append(f"[{number}]")
-        elif tag in ("ul", "ol"):
-            if self._lists:
-                self._lists.pop()
-            self._newlines(2 if not self._lists else 1)
-        elif tag in _BLOCK:
-            if tag == "pre":
-                self._pre = max(0, self._pre - 1)
-            self._newlines(2 if tag not in ("div", "tr") else 1)
-
-    def handle_data(self, data: str) -> None:
-        if self._skip or not data:
-            return
-        if self._pre:
-            self.out.append(data)
-            return
-        text = re.sub(r"\s+", " ", data)
-        last = self.out[-1] if self.out else "\n"
-        if text.startswith(" ") and (last.endswith((" ", "\n")) or not self.out):
-            text = text.lstrip(" ")
-        if text:
-            self.out.append(text)
+    h = html2text.HTML2Text()
+    h.body_width = 0  # the view wraps to the pane; fixed wrapping would break twice
+    h.unicode_snob = True  # keep the real characters, not ASCII look-alikes
+    h.inline_links = True  # rewritten to numbered links below
+    h.use_automatic_links = False
+    h.protect_links = True
+    h.ignore_emphasis = True  # "**" around words is noise in a terminal
+    h.images_to_alt = False
+    h.ignore_images = False
+    h.single_line_break = False
+    h.mark_code = False
+    h.wrap_links = False
+    return h
 
 
 def html_to_text(html: str) -> tuple[str, list[str]]:
     """Readable text and the numbered links ("text[1]" ... "[1] url" at the end)."""
-    parser = _HTMLText()
     try:
-        parser.feed(html)
-        parser.close()
-    except Exception:  # html.parser is lenient; this is belt and braces
-        pass
-    text = "".join(parser.out)
+        text = _converter().handle(html)
+    except Exception:  # html2text is lenient; a converter bug must not lose the message
+        text = re.sub(r"<[^>]*>", " ", html)
+    links: list[str] = []
+
+    def image(m: re.Match[str]) -> str:
+        alt = m.group(1).strip()
+        # Private-use brackets for now, so a linked image still matches _LINK.
+        return f"\ue000image: {alt}\ue001" if alt else ""
+
+    def link(m: re.Match[str]) -> str:
+        label, href = m.group(1), m.group(2).strip().strip("<>").strip()
+        href = re.sub(r"\\([()\[\]])", r"\1", href)  # html2text escapes parentheses
+        if not href or href.lower().startswith(_SAFE_LINK_PREFIXES):
+            return label
+        if href not in links:
+            links.append(href)
+        return f"{label}[{links.index(href) + 1}]"
+
+    text = _IMAGE.sub(image, text)
+    text = _LINK.sub(link, text).replace("\ue000", "[").replace("\ue001", "]")
     text = "\n".join(line.rstrip() for line in text.splitlines())
     text = re.sub(r"\n{3,}", "\n\n", text).strip("\n")
-    if parser.links:
-        listing = "\n".join(f"[{i}] {url}" for i, url in enumerate(parser.links, 1))
+    if links:
+        listing = "\n".join(f"[{i}] {url}" for i, url in enumerate(links, 1))
         text = f"{text}\n\nLinks:\n{listing}"
-    return text, parser.links
+    return text, links

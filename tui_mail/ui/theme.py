@@ -36,7 +36,7 @@ _COLOR_KEYS = (
     "panel",
     "boost",
 )
-_TOP_KEYS = {"name", "dark", "colors", "variables", "luminosity_spread", "text_alpha"}
+_TOP_KEYS = {"name", "dark", "ansi", "colors", "variables", "luminosity_spread", "text_alpha"}
 
 
 @dataclass
@@ -97,6 +97,8 @@ def theme_from_file(path: Path, name: str | None = None) -> Theme:
     return Theme(
         name=name or str(data.get("name") or path.stem),
         dark=bool(data.get("dark", True)),
+        # ansi: colours are the terminal's palette entries ("ansi_blue"), for 16-colour use.
+        ansi=bool(data.get("ansi", False)),
         luminosity_spread=float(data.get("luminosity_spread", 0.15)),
         text_alpha=float(data.get("text_alpha", 0.95)),
         variables={**APP_VARIABLE_DEFAULTS, **variables},

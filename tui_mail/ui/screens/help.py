@@ -35,6 +35,10 @@ class HelpScreen(ModalScreen[None]):
         Binding("escape,q,question_mark,f1", "dismiss", "Close", show=True),
         keymap.binding("next", "scroll_down", show=False),
         keymap.binding("prev", "scroll_up", show=False),
+        keymap.binding("page_down", "page_down", show=False),
+        keymap.binding("page_up", "page_up", show=False),
+        keymap.binding("top", "scroll_top", show=False),
+        keymap.binding("bottom", "scroll_bottom", show=False),
     ]
 
     DEFAULT_CSS = """
@@ -51,6 +55,9 @@ class HelpScreen(ModalScreen[None]):
         self.keys = keys
         self.preset = preset
 
+    def on_mount(self) -> None:
+        keymap.rebind(self, self.keys)
+
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help"):
             yield Static(help_content(self.keys, self.preset), markup=False)
@@ -60,3 +67,15 @@ class HelpScreen(ModalScreen[None]):
 
     def action_scroll_up(self) -> None:
         self.query_one("#help", VerticalScroll).scroll_up()
+
+    def action_page_down(self) -> None:
+        self.query_one("#help", VerticalScroll).scroll_page_down()
+
+    def action_page_up(self) -> None:
+        self.query_one("#help", VerticalScroll).scroll_page_up()
+
+    def action_scroll_top(self) -> None:
+        self.query_one("#help", VerticalScroll).scroll_home(animate=False)
+
+    def action_scroll_bottom(self) -> None:
+        self.query_one("#help", VerticalScroll).scroll_end(animate=False)

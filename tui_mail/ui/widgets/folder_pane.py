@@ -1,7 +1,13 @@
-"""Accounts and their folders, with unread/total counts and the link state."""
+"""Accounts and their folders, with unread/total counts and the link state.
+
+Each account row ends in a glyph for its state (connected, syncing, offline,
+auth failed); an account that is offline or failed to log in also gets a
+line under it saying so, with the time of the next attempt.
+"""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -49,12 +55,13 @@ GUESSED_ROLES = {
 @dataclass
 class _Account:
     state: ConnectionState | None = None
+    retry_at: float | None = None
     folders: dict[str, Folder] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Row:
-    kind: str  # "account" | "folder" | "parent" (an implied level that is not a folder)
+    kind: str  # "account" | "state" | "folder" | "parent" (an implied level, not a folder)
     account: str
     name: str = ""  # full folder name
     depth: int = 0
@@ -135,9 +142,29 @@ class FolderPane(OptionList, inherit_bindings=False):
         self.accounts.setdefault(folder.account, _Account()).folders[folder.name] = folder
         self._rebuild()
 
-    def set_state(self, account: str, state: ConnectionState) -> None:
-        self.accounts.setdefault(account, _Account()).state = state
+    def set_state(
+        self, account: str, state: ConnectionState, retry_in: float | None = None
+    ) -> None:
+        entry = self.accounts.setdefault(account, _Account())
+        entry.state = state
+        entry.retry_at = time.time() + retry_in if retry_in else None
         self._rebuild()
+
+    def folder_names(self, account: str) -> list[str]:
+        """The account's folders in pane order (for pickers)."""
+        return [r.name for r in self.rows if r.kind == "folder" and r.account == account]
+
+    def folder_with_role(self, account: str, role: FolderRole) -> str | None:
+        entry = self.accounts.get(account)
+        if entry is None:
+            return None
+        for name, folder in entry.folders.items():
+            if folder.role is role:
+                return name
+        for name in entry.folders:
+            if guess_role(name) is role:
+                return name
+        return None
 
     def folder(self, account: str, name: str) -> Folder | None:
         entry = self.accounts.get(account)
@@ -172,11 +199,12 @@ class FolderPane(OptionList, inherit_bindings=False):
 
     def _rebuild(self) -> None:
         """Re-render every prompt; restructure only when the rows changed."""
-        rows = [
-            row
-            for account, entry in self.accounts.items()
-            for row in ordered_rows(account, entry.folders)
-        ]
+        rows: list[Row] = []
+        for account, entry in self.accounts.items():
+            account_rows = ordered_rows(account, entry.folders)
+            if entry.state in (ConnectionState.OFFLINE, ConnectionState.AUTH_FAILED):
+                account_rows.insert(1, Row("state", account))
+            rows += account_rows
         width = max(6, self.scrollable_content_region.width or 17)
         if rows == self.rows and self.option_count == len(rows):
             for i, row in enumerate(rows):
@@ -197,6 +225,15 @@ class FolderPane(OptionList, inherit_bindings=False):
             name = _cut(inert_line(row.account), width - 2)
             pad = " " * max(1, width - cell_len(name) - 1)
             return Content.assemble((name, "bold"), pad, (glyph, style))
+        if row.kind == "state":
+            if entry.state is ConnectionState.AUTH_FAILED:
+                text = " login failed"  # fits the narrow pane (13 cells)
+            elif entry.retry_at:
+                text = f" retry {time.strftime('%H:%M', time.localtime(entry.retry_at))}"
+            else:
+                text = " offline"
+            style = "$sync-error" if entry.state is ConnectionState.AUTH_FAILED else "$text-muted"
+            return Content.styled(_cut(text, width), style)
         indent = " " * (row.depth + 1)
         label = inert_line(row.name.rsplit("/", 1)[-1])
         if row.kind == "parent":

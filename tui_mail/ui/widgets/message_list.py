@@ -1,17 +1,22 @@
 """The message list: a Line-API ScrollView over the index, one row per message.
 
-Nothing is a widget per row. `virtual_size` comes from `index.count()`;
+Nothing is a widget per row. `virtual_size` comes from the source's count;
 `render_line(y)` reads the row from an LRU cache of pages of `PAGE_SIZE`
-envelopes, each page one `index.page()` query, so a 100k folder costs only
-the pages on screen.
+envelopes, each page one query, so a 100k folder costs only the pages on
+screen. A source is a folder in some sort order (`FolderSource`, paged by
+the index) or a fixed list of ids (`IdSource`: search results, the threaded
+order), so virtual folders scroll the same way.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
@@ -31,8 +36,86 @@ from tui_mail.ui import keymap
 
 PAGE_SIZE = 100
 CACHE_PAGES = 16
-MARKS_WIDTH = 5
+MARKS_WIDTH = 6
 DATE_WIDTH = 10
+SORT_LABELS = {"date": "date", "from": "sender", "subject": "subject", "size": "size"}
+SORT_CYCLE = ("date", "from", "subject", "size")
+MAX_INDENT = 6  # deeper replies stop moving right, so the subject stays readable
+
+
+class ListSource(Protocol):
+    """What the list scrolls over."""
+
+    label: str
+
+    def count(self) -> int: ...
+
+    def page(self, offset: int, limit: int) -> list[Envelope]: ...
+
+    def refresh(self) -> None: ...
+
+
+class FolderSource:
+    """One folder, sorted by the index (each sort column has its own SQL index)."""
+
+    def __init__(
+        self, index: Any, account: str, folder: str, sort: str = "date", descending: bool = True
+    ) -> None:
+        self.index, self.account, self.folder = index, account, folder
+        self.sort, self.descending = sort, descending
+        self.label = f"{account}/{folder}"
+
+    def count(self) -> int:
+        return int(self.index.count(self.account, self.folder))
+
+    def page(self, offset: int, limit: int) -> list[Envelope]:
+        return list(
+            self.index.page(self.account, self.folder, offset, limit, self.sort, self.descending)
+        )
+
+    def refresh(self) -> None:
+        pass  # every page is a fresh query
+
+
+class IdSource:
+    """A fixed list of message ids: search results, or a folder in thread order."""
+
+    def __init__(
+        self,
+        index: Any,
+        ids: Sequence[int],
+        label: str,
+        depths: dict[int, int] | None = None,
+        *,
+        account: str | None = None,
+        folder: str | None = None,
+    ) -> None:
+        self.index = index
+        self.ids = list(ids)
+        self.label = label
+        self.depths = depths or {}
+        self.account, self.folder = account, folder  # set for a threaded folder
+
+    def count(self) -> int:
+        return len(self.ids)
+
+    def page(self, offset: int, limit: int) -> list[Envelope]:
+        envs = self.index.envelopes(self.ids[offset : offset + limit])
+        if self.depths:
+            envs = [replace(e, thread_depth=self.depths.get(e.ref.id or 0, 0)) for e in envs]
+        return envs
+
+    def refresh(self) -> None:
+        """Drop ids whose message is gone (deleted for good), so rows never shift to blanks."""
+        if not self.ids:
+            return
+        rows = self.index.execute_read(
+            "SELECT id FROM messages WHERE id IN (SELECT value FROM json_each(?))",
+            (json.dumps(self.ids),),
+        )
+        alive = {r[0] for r in rows}
+        if len(alive) != len(self.ids):
+            self.ids = [i for i in self.ids if i in alive]
 
 
 def format_date(ts: int, now: float | None = None) -> str:
@@ -49,11 +132,12 @@ def format_date(ts: int, now: float | None = None) -> str:
     return when.strftime("%Y-%m-%d")
 
 
-def marks(env: Envelope) -> str:
-    """Five fixed columns: pending ~, N unread, F flagged, R answered, @ attachment."""
+def marks(env: Envelope, selected: bool = False) -> str:
+    """Six fixed columns: * selected, pending ~, N unread, F flagged, R answered, @ attachment."""
     flags = env.flags
     return "".join(
         (
+            "*" if selected else " ",
             "~" if env.pending else " ",
             "N" if Flag.SEEN not in flags else " ",
             "F" if Flag.FLAGGED in flags else " ",
@@ -85,6 +169,7 @@ class MessageList(ScrollView, can_focus=True, inherit_bindings=False):
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
         "message-list--cursor",
+        "message-list--selected",
         "message-list--unread",
         "message-list--flagged",
         "message-list--pending",
@@ -120,29 +205,67 @@ class MessageList(ScrollView, can_focus=True, inherit_bindings=False):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.index: Any = None
-        self.account: str | None = None
+        self.source: ListSource | None = None
+        self.account: str | None = None  # the folder shown (None for a search)
         self.folder: str | None = None
+        self.sort = "date"
+        self.descending = True
+        self.threaded = False
         self.count = 0
         self.empty_text = "Loading…"
+        self.selected_ids: set[int] = set()  # marked rows, by index id (stable across moves)
         self._pages: OrderedDict[int, list[Envelope]] = OrderedDict()
         self._failed = False
         self._frame_styles: dict[str, Style] | None = None
         self.now: float | None = None  # fixed clock for tests
+        self._date_cache: dict[int, str] = {}
+        self._date_minute = -1
 
     # --- data -------------------------------------------------------------------------
 
     def show_folder(self, index: Any, account: str, folder: str) -> None:
-        """Point the list at a folder and put the cursor on the newest message."""
+        """Point the list at a folder (in the current sort) and put the cursor on top."""
         self.index, self.account, self.folder = index, account, folder
-        self.empty_text = "No messages in this folder"
+        self.show_source(FolderSource(index, account, folder, self.sort, self.descending))
+
+    def show_source(self, source: ListSource, *, keep_cursor: bool = False) -> None:
+        """Show any source: a folder, a thread order, search results."""
+        self.index = getattr(source, "index", self.index)
+        self.account = getattr(source, "account", None)
+        self.folder = getattr(source, "folder", None)
+        if not keep_cursor:
+            self.selected_ids.clear()
+        self.source = source
+        self.empty_text = (
+            "No messages in this folder" if self.folder is not None else "Nothing found"
+        )
+        if keep_cursor:
+            self.invalidate(refresh_source=False)
+            return
         self._reload()
         self.cursor = 0
         self.scroll_to(y=0, animate=False, immediate=True)
 
-    def invalidate(self) -> None:
+    @property
+    def label(self) -> str:
+        """What the status line shows: where we are and in which order."""
+        if self.source is None:
+            return ""
+        if self.folder is None:
+            return self.source.label
+        order = "threads" if self.threaded else SORT_LABELS.get(self.sort, self.sort)
+        arrow = "↓" if self.descending else "↑"
+        return f"{self.source.label}  {order}{arrow}"
+
+    def invalidate(self, *, refresh_source: bool = True) -> None:
         """Rows changed (MessagesChanged): forget the cache, keep the cursor where it was."""
         key = self.current.ref.key if self.current is not None else None
         old = self.cursor
+        if refresh_source and self.source is not None:
+            try:
+                self.source.refresh()
+            except Exception as exc:
+                self._report(exc)
         self._reload()
         if key is not None:
             # Usually the row is still there, often at the same place.
@@ -157,9 +280,9 @@ class MessageList(ScrollView, can_focus=True, inherit_bindings=False):
         self._pages.clear()
         self._failed = False
         count = 0
-        if self.index is not None and self.account is not None and self.folder is not None:
+        if self.source is not None:
             try:
-                count = int(self.index.count(self.account, self.folder))
+                count = int(self.source.count())
             except Exception as exc:
                 self._report(exc)
         self.count = count
@@ -167,15 +290,13 @@ class MessageList(ScrollView, can_focus=True, inherit_bindings=False):
         self.refresh()
 
     def envelope_at(self, row: int) -> Envelope | None:
-        if row < 0 or row >= self.count or self.index is None:
+        if row < 0 or row >= self.count or self.source is None:
             return None
         page_no, offset = divmod(row, PAGE_SIZE)
         page = self._pages.get(page_no)
         if page is None:
             try:
-                page = list(
-                    self.index.page(self.account, self.folder, page_no * PAGE_SIZE, PAGE_SIZE)
-                )
+                page = self.source.page(page_no * PAGE_SIZE, PAGE_SIZE)
             except Exception as exc:
                 self._report(exc)
                 page = []
@@ -190,6 +311,33 @@ class MessageList(ScrollView, can_focus=True, inherit_bindings=False):
     def current(self) -> Envelope | None:
         return self.envelope_at(self.cursor)
 
+    # --- selection ----------------------------------------------------------------------
+
+    def toggle_selected(self) -> None:
+        """Mark or unmark the cursor's row and step down, as mutt's tag does."""
+        env = self.current
+        if env is None or env.ref.id is None:
+            return
+        self.selected_ids ^= {env.ref.id}
+        self.refresh_line(self.cursor)
+        self.cursor += 1
+
+    def clear_selection(self) -> None:
+        if self.selected_ids:
+            self.selected_ids.clear()
+            self.refresh()
+
+    def targets(self) -> list[Envelope]:
+        """What an action applies to: every selected message, else the cursor's."""
+        if self.selected_ids and self.index is not None:
+            try:
+                return list(self.index.envelopes(sorted(self.selected_ids)))
+            except Exception as exc:
+                self._report(exc)
+                return []
+        env = self.current
+        return [env] if env is not None else []
+
     def _report(self, exc: Exception) -> None:
         if not self._failed:
             self._failed = True
@@ -201,16 +349,17 @@ class MessageList(ScrollView, can_focus=True, inherit_bindings=False):
         return max(0, min(value, self.count - 1)) if self.count else 0
 
     def watch_cursor(self, old: int, new: int) -> None:
-        self.refresh_line(old)
-        self.refresh_line(new)
         height = self.scrollable_content_region.height
-        if height <= 0:
-            return
         top = round(self.scroll_y)
-        if new < top:
+        if height > 0 and new < top:
             self.scroll_to(y=new, animate=False, immediate=True)
-        elif new >= top + height:
+        elif height > 0 and new >= top + height:
             self.scroll_to(y=new - height + 1, animate=False, immediate=True)
+        else:
+            # No scroll: only the two rows whose cursor style changed are repainted.
+            # (A scroll repaints everything; refreshing lines as well drew twice.)
+            self.refresh_line(old)
+            self.refresh_line(new)
 
     @property
     def _page_rows(self) -> int:
@@ -252,7 +401,16 @@ class MessageList(ScrollView, can_focus=True, inherit_bindings=False):
         get = self.get_component_rich_style
         styles = {
             name: get(f"message-list--{name}", partial=True)
-            for name in ("cursor", "unread", "flagged", "pending", "marks", "date", "sender")
+            for name in (
+                "cursor",
+                "selected",
+                "unread",
+                "flagged",
+                "pending",
+                "marks",
+                "date",
+                "sender",
+            )
         }
         styles["base"] = self.rich_style
         styles["empty"] = get("message-list--empty", partial=True)
@@ -291,6 +449,9 @@ class MessageList(ScrollView, can_focus=True, inherit_bindings=False):
         if Flag.FLAGGED in env.flags:
             row_style += st["flagged"]
         cursor = st["cursor"] if is_cursor else Style()
+        selected = env.ref.id is not None and env.ref.id in self.selected_ids
+        if selected:
+            row_style += st["selected"]
 
         sender_w = max(8, min(24, width // 4))
         subject_w = width - MARKS_WIDTH - DATE_WIDTH - sender_w - 3
@@ -300,20 +461,37 @@ class MessageList(ScrollView, can_focus=True, inherit_bindings=False):
         else:
             date_w = DATE_WIDTH
 
-        mark_text = marks(env)
+        mark_text = marks(env, selected)
         segments = [
-            Segment(mark_text[0], row_style + st["pending"] + cursor),
-            Segment(mark_text[1:], row_style + st["marks"] + cursor),
+            Segment(mark_text[0], row_style + st["marks"] + cursor),
+            Segment(mark_text[1], row_style + st["pending"] + cursor),
+            Segment(mark_text[2:], row_style + st["marks"] + cursor),
             Segment(" ", row_style + cursor),
         ]
         if date_w:
-            date = format_date(env.date, self.now)
+            date = self._date_text(env.date)
             segments.append(Segment(fit(date, date_w) + " ", row_style + st["date"] + cursor))
         sender = inert_line(env.sender.display()) or "(no sender)"
         subject = inert_line(env.subject) or "(no subject)"
+        if self.threaded and env.thread_depth > 0:
+            depth = min(env.thread_depth, MAX_INDENT)
+            subject = "  " * (depth - 1) + "└ " + subject
         segments.append(Segment(fit(sender, sender_w) + " ", row_style + st["sender"] + cursor))
         segments.append(Segment(fit(subject, max(0, subject_w)), row_style + cursor))
         return Strip(segments).adjust_cell_length(width, base + cursor)
+
+    def _date_text(self, ts: int) -> str:
+        """format_date, cached per minute of the clock: a page of rows costs no strftime."""
+        minute = int((time.time() if self.now is None else self.now) // 60)
+        if minute != self._date_minute:
+            self._date_cache.clear()
+            self._date_minute = minute
+        text = self._date_cache.get(ts)
+        if text is None:
+            if len(self._date_cache) > 50_000:
+                self._date_cache.clear()
+            text = self._date_cache[ts] = format_date(ts, self.now)
+        return text
 
     def on_resize(self) -> None:
         self.refresh()

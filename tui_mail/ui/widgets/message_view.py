@@ -1,16 +1,21 @@
-"""The message view: headers, the text body, and the list of attachments.
+"""The message view: headers, the text body, links, attachments, or the raw source.
 
 Every string that came from the message goes through `inert()` / `inert_line()`
 and into `Content` as plain text: nothing in a message is ever read as markup.
+Links are numbered and listed; each listed http(s)/mailto link also carries an
+OSC 8 hyperlink (terminals without support show plain text), and only after
+the URL is checked to be printable ASCII, so it cannot end the escape early.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar
 
 from textual.binding import BindingType
 from textual.containers import VerticalScroll
 from textual.content import Content
+from textual.style import Style
 from textual.widgets import Static
 
 from tui_mail.core.models import Envelope
@@ -20,6 +25,29 @@ from tui_mail.ui.mime import MAIN_HEADERS, ParsedMessage, human_size
 
 BODY_LIMIT = 500_000  # characters shown; a bigger body is cut with a note
 TAB_SIZE = 8
+_URL = re.compile(r"\b(?:https?://|mailto:)[^\s<>\"'()\[\]]+[^\s<>\"'()\[\].,;:!?]")
+_LINKABLE = ("http://", "https://", "mailto:")
+
+
+def plain_links(text: str) -> list[str]:
+    """URLs in a plain-text body, in order of first appearance, each once."""
+    found: list[str] = []
+    for m in _URL.finditer(text):
+        if m.group(0) not in found:
+            found.append(m.group(0))
+    return found
+
+
+def link_content(n: int, url: str) -> Content:
+    """ "[n] url", the URL as an OSC 8 hyperlink when that is safe."""
+    shown = inert_line(url)
+    safe = (
+        shown == url
+        and url.lower().startswith(_LINKABLE)
+        and all(33 <= ord(ch) < 127 for ch in url)
+    )
+    style = Style(link=url, underline=True) if safe else Style()
+    return Content.assemble(f"[{n}] ", (shown, style))
 
 
 class MessageView(VerticalScroll, can_focus=True, inherit_bindings=False):
@@ -42,6 +70,8 @@ class MessageView(VerticalScroll, can_focus=True, inherit_bindings=False):
         self.envelope: Envelope | None = None
         self.parsed: ParsedMessage | None = None
         self.all_headers = False
+        self.raw: bytes | None = None
+        self.show_raw = False
 
     def compose(self):  # type: ignore[override]
         yield Static(Content(""), id="view-headers", markup=False)
@@ -51,7 +81,8 @@ class MessageView(VerticalScroll, can_focus=True, inherit_bindings=False):
     # --- attributes down -------------------------------------------------------------
 
     def show_loading(self, envelope: Envelope) -> None:
-        self.envelope, self.parsed = envelope, None
+        self.envelope, self.parsed, self.raw = envelope, None, None
+        self.show_raw = False
         subject = inert_line(envelope.subject) or "(no subject)"
         self._set(
             headers=Content.assemble(("Subject: ", "bold"), subject),
@@ -68,8 +99,10 @@ class MessageView(VerticalScroll, can_focus=True, inherit_bindings=False):
             attachments=Content(""),
         )
 
-    def show_message(self, envelope: Envelope, parsed: ParsedMessage) -> None:
-        self.envelope, self.parsed = envelope, parsed
+    def show_message(
+        self, envelope: Envelope, parsed: ParsedMessage, raw: bytes | None = None
+    ) -> None:
+        self.envelope, self.parsed, self.raw = envelope, parsed, raw
         self._render_parsed()
         self.scroll_home(animate=False, immediate=True)
 
@@ -78,8 +111,16 @@ class MessageView(VerticalScroll, can_focus=True, inherit_bindings=False):
         if self.parsed is not None:
             self._render_parsed()
 
+    def toggle_raw(self) -> None:
+        self.show_raw = not self.show_raw
+        if self.parsed is not None:
+            self._render_parsed()
+            self.scroll_home(animate=False, immediate=True)
+
     def clear(self) -> None:
         self.envelope = self.parsed = None
+        self.raw = None
+        self.show_raw = False
         self._set(headers=Content(""), body=Content(""), attachments=Content(""))
 
     # --- rendering -----------------------------------------------------------------------
@@ -92,9 +133,16 @@ class MessageView(VerticalScroll, can_focus=True, inherit_bindings=False):
     def _render_parsed(self) -> None:
         parsed = self.parsed
         assert parsed is not None
+        if self.show_raw and self.raw is not None:
+            self._set(
+                headers=Content.styled("Raw source (toggle again to go back)", "bold $text-muted"),
+                body=self.raw_content(self.raw),
+                attachments=Content(""),
+            )
+            return
         self._set(
             headers=self.header_content(parsed, all_headers=self.all_headers),
-            body=self.body_content(parsed),
+            body=self.body_content(parsed) + self.link_list(parsed),
             attachments=self.attachment_content(parsed),
         )
 
@@ -125,10 +173,43 @@ class MessageView(VerticalScroll, can_focus=True, inherit_bindings=False):
             text, note = text[:BODY_LIMIT], f"\n[… {cut} more characters not shown]"
         if not text.strip():
             note = "(this message has no text part)" if parsed.body_type == "none" else "(empty)"
-        text = inert(text).expandtabs(TAB_SIZE)
         if parsed.body_type == "html":
-            return Content.assemble(("[converted from HTML]\n", "italic $text-muted"), text, note)
+            listing = Content("")
+            marker = "\n\nLinks:\n"
+            if parsed.links and marker in text:
+                text, _ = text.rsplit(marker, 1)
+                lines = [Content.styled("\n\nLinks:", "bold")]
+                lines += [link_content(n, url) for n, url in enumerate(parsed.links, 1)]
+                listing = Content("\n").join(lines)
+            return Content.assemble(
+                ("[converted from HTML]\n", "italic $text-muted"),
+                inert(text).expandtabs(TAB_SIZE),
+                listing,
+                note,
+            )
+        text = inert(text).expandtabs(TAB_SIZE)
         return Content.assemble(text, (note, "italic $text-muted"))
+
+    @staticmethod
+    def raw_content(raw: bytes) -> Content:
+        """The message as stored, decoded leniently and made inert."""
+        text = raw[:BODY_LIMIT].decode("utf-8", errors="replace")
+        note = ""
+        if len(raw) > BODY_LIMIT:
+            note = f"\n[… {len(raw) - BODY_LIMIT} more bytes not shown]"
+        return Content.assemble(inert(text).expandtabs(TAB_SIZE), (note, "italic $text-muted"))
+
+    @staticmethod
+    def link_list(parsed: ParsedMessage) -> Content:
+        """Numbered links: the HTML body lists its own; a plain body gets them found."""
+        if parsed.body_type == "html" or not parsed.body:
+            return Content("")
+        links = plain_links(parsed.body[:BODY_LIMIT])
+        if not links:
+            return Content("")
+        lines = [Content.styled("\nLinks:", "bold")]
+        lines += [link_content(n, url) for n, url in enumerate(links, 1)]
+        return Content("\n").join(lines)
 
     @staticmethod
     def attachment_content(parsed: ParsedMessage) -> Content:

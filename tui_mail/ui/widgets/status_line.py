@@ -1,4 +1,10 @@
-"""One line at the bottom: each account's state, sync progress, the last error."""
+"""One line at the bottom: where we are, each account's state, progress, the last error.
+
+Per account: the connection state, what the sync is doing with "n/m", the
+time of the last finished sync, the number of operations the server has not
+confirmed yet, and when an offline account tries again. Rendered from plain
+state objects (aerc's AccountState): events only change fields and refresh.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +25,10 @@ class AccountStatus:
     progress: tuple[str, str, int, int] | None = None  # folder, activity, done, total
     error: str = ""
     error_at: float = 0.0
+    last_sync: float | None = None  # unix time of the last finished sync
+    pending: int = 0  # operations the server has not confirmed yet
+    retry_at: float | None = None  # unix time of the next connection attempt
+    link_error: bool = False  # `error` came from the connection (cleared when it is back)
 
 
 STATE_STYLE = {
@@ -48,9 +58,34 @@ class StatusLine(Widget):
 
     # --- attributes down ------------------------------------------------------------
 
-    def set_state(self, account: str, state: ConnectionState, detail: str = "") -> None:
+    def set_state(
+        self,
+        account: str,
+        state: ConnectionState,
+        detail: str = "",
+        retry_in: float | None = None,
+    ) -> None:
         status = self.account(account)
         status.state, status.detail = state, detail
+        status.retry_at = time.time() + retry_in if retry_in else None
+        if state in (ConnectionState.OFFLINE, ConnectionState.AUTH_FAILED) and detail:
+            status.error, status.error_at, status.link_error = detail, time.monotonic(), True
+        elif state in (ConnectionState.CONNECTED, ConnectionState.LOCAL) and status.link_error:
+            status.error, status.link_error = "", False  # the link is back: no longer news
+        self.refresh()
+
+    def set_synced(self, account: str, when: float) -> None:
+        self.account(account).last_sync = when
+        self.refresh()
+
+    def set_pending(self, account: str, count: int) -> None:
+        status = self.account(account)
+        if status.pending != count:
+            status.pending = count
+            self.refresh()
+
+    def clear_error(self, account: str) -> None:
+        self.account(account).error = ""
         self.refresh()
 
     def set_progress(self, account: str, progress: tuple[str, str, int, int] | None) -> None:
@@ -59,7 +94,7 @@ class StatusLine(Widget):
 
     def set_error(self, account: str, message: str) -> None:
         status = self.account(account)
-        status.error, status.error_at = message, time.monotonic()
+        status.error, status.error_at, status.link_error = message, time.monotonic(), False
         self.refresh()
 
     def set_location(self, location: str) -> None:
@@ -86,6 +121,12 @@ class StatusLine(Widget):
             if status.progress is not None:
                 folder, activity, done, total = status.progress
                 parts.append(f" {inert_line(activity)} {inert_line(folder)} {done}/{total}")
+            elif status.retry_at and status.state is ConnectionState.OFFLINE:
+                parts.append((f" retry {_clock(status.retry_at)}", "$text-muted"))
+            elif status.last_sync:
+                parts.append((f" ✓{_clock(status.last_sync)}", "$text-muted"))
+            if status.pending:
+                parts.append((f" {status.pending} pending", "$flag-pending"))
             if status.error and (last_error is None or status.error_at > last_error[0]):
                 last_error = (status.error_at, name, status.error)
         if self.notice:
@@ -99,3 +140,7 @@ class StatusLine(Widget):
                 (f"{inert_line(last_error[1])}: {inert_line(last_error[2])}", "$sync-error")
             )
         return Content.assemble(*parts)
+
+
+def _clock(when: float) -> str:
+    return time.strftime("%H:%M", time.localtime(when))

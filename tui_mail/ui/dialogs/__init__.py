@@ -1,0 +1,1 @@
+"""Modal dialogs: folder picker, text prompt, confirmation, attachments."""
