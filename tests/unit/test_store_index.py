@@ -285,3 +285,104 @@ def test_journal(index: MailIndex) -> None:
     with index.transaction():
         journal.add("acct", "delete", {"folder": "INBOX", "key": "k"})
     assert journal.count_pending("acct") == 2
+
+
+# --- bodies indexed later: bulk stores leave full-text search to fill_fts -----------
+
+
+def test_bulk_delivery_leaves_bodies_for_fill_fts(store: AccountStore, index: MailIndex) -> None:
+    refs = store.deliver_many("INBOX", [(_raw(n), "", None) for n in range(5)])
+    single = store.deliver("INBOX", _raw(7))  # one message: indexed in full at once
+    assert index.fts_pending_count("acct") == 5
+    assert index.fts_pending_count() == 5
+    assert index.count("acct", "INBOX") == 6  # every row is there for the list
+    # Headers of pending messages are searchable already, bodies not yet.
+    assert index.search("acct", "message 3") == [refs[3].id]
+    assert index.search("acct", "number3") == []
+    assert index.search("acct", "number7") == [single.id]
+
+    assert store.fill_fts(limit=2) == 3  # newest first, the rest still waiting
+    assert store.fill_fts() == 0
+    assert store.fill_fts() == 0
+    assert index.fts_pending_count("acct") == 0
+    assert index.search("acct", "number3") == [refs[3].id]
+    assert index.search("acct", "message 3") == [refs[3].id]
+    assert index.search("acct", "Sender 3") == [refs[3].id]  # from the row's columns
+    assert index.search("acct", "s3@example.org number3") == [refs[3].id]
+
+
+def test_fill_fts_follows_changes_and_survives_missing_files(
+    store: AccountStore, index: MailIndex
+) -> None:
+    a, b, c, d = store.deliver_many("INBOX", [(_raw(n), "", None) for n in range(4)])
+    store.set_flags(a, "S")  # renamed into cur/: found under its new name
+    moved = store.move(b, "Archive")  # same row, new folder
+    store.remove(c)  # gone: its backlog entry goes with it
+    os.unlink(store.locate(d).path)  # gone behind our back: headers only, no loop
+    assert index.fts_pending_count("acct") == 3
+    assert store.fill_fts() == 0
+    assert index.search("acct", "number0") == [a.id]
+    assert index.search("acct", "number1") == [moved.id]
+    assert index.search("acct", "message 3") == [d.id]
+    assert index.search("acct", "number3") == []
+
+
+def test_fill_fts_skips_rows_changed_meanwhile(store: AccountStore, index: MailIndex) -> None:
+    (a,) = store.deliver_many("INBOX", [(_raw(1), "", None)])
+    backlog = index.fts_backlog("acct", 10)
+    store.move(a, "Other")  # between reading the backlog and writing the text
+    assert index.fill_fts([(i, f, k, (False, "stale")) for i, f, k, _, _ in backlog]) == 0
+    assert index.fts_pending_count("acct") == 1
+    assert store.fill_fts() == 0
+    assert index.search("acct", "number1") == [a.id]
+    assert index.search("acct", "stale") == []
+
+
+def test_fill_fts_settles_has_attachment(store: AccountStore, index: MailIndex) -> None:
+    # parse_headers' quick MIME walk could differ from the full parser on odd mail:
+    # the full parse of the bodies pass has the last word.
+    raw = (
+        b"From: a@b\nSubject: pdf\nContent-Type: multipart/mixed; boundary=X\n\n"
+        b"--X\nContent-Type: text/plain\n\nsee attached\n"
+        b"--X\nContent-Type: application/pdf; name=a.pdf\n\n%PDF\n--X--\n"
+    )
+    (ref,) = store.deliver_many("INBOX", [(raw, "", None)])
+    assert index.envelope(ref.id).has_attachment is True
+    with index.transaction() as conn:  # as if the quick walk had guessed wrong
+        conn.execute("UPDATE messages SET has_attachment = 0 WHERE id = ?", (ref.id,))
+    assert store.fill_fts() == 0
+    assert index.envelope(ref.id).has_attachment is True
+    assert index.search("acct", "attached") == [ref.id]
+
+
+def test_rescan_and_rebuild_leave_bodies_for_fill_fts(store: AccountStore) -> None:
+    for n in range(3):
+        store.deliver("INBOX", _raw(n))
+    index = store.index
+    assert index.fts_pending_count("acct") == 0
+    store.rebuild()
+    assert index.fts_pending_count("acct") == 3
+    assert store.fill_fts() == 0
+    assert len(index.search("acct", "body")) == 3
+    store.index.clear_account("acct")
+    assert index.fts_pending_count() == 0
+
+
+def test_version_1_index_is_upgraded_in_place(tmp_path: Path) -> None:
+    db = tmp_path / "index.sqlite3"
+    index = MailIndex.open(db)
+    store = AccountStore("acct", tmp_path / "mail", index)
+    ref = store.deliver("INBOX", _raw(1))
+    index.close()
+    with sqlite3.connect(db) as conn:  # what a version 1 index looked like
+        conn.execute("DROP TABLE fts_pending")
+        conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    conn.close()
+    again = MailIndex.open(db)
+    assert again.was_reset is False
+    assert again.search("acct", "number1") == [ref.id]
+    store = AccountStore("acct", tmp_path / "mail", again)
+    store.deliver_many("INBOX", [(_raw(2), "", None)])
+    assert again.fts_pending_count("acct") == 1
+    assert again.execute_read("SELECT value FROM meta WHERE key = 'schema_version'") == [("2",)]
+    again.close()

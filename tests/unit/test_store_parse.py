@@ -137,3 +137,63 @@ def test_markup_like_names_keep_their_address() -> None:
     p = parse_message(b"From: [b]Mallory[/b] <m@x.example>\nTo: [i]B <b@y.example>\n\nx")
     assert (p.sender.name, p.sender.addr) == ("[b]Mallory[/b]", "m@x.example")
     assert [a.addr for a in p.to] == ["b@y.example"]
+
+
+# --- parse_headers: the bulk path must give the same row as parse_message ---------
+
+_MIME_SHAPES = [
+    # attachment by disposition, by type, by file name; inline image; digest; encrypted
+    b"Content-Type: multipart/mixed; boundary=X\n\n--X\nContent-Type: text/plain\n\nhi\n"
+    b"--X\nContent-Type: image/png; name=a.png\n\nPNG\n--X--\n",
+    b"Content-Type: multipart/related; boundary=X\n\n--X\nContent-Type: text/html\n\n<p>\n"
+    b"--X\nContent-Type: image/png\nContent-Disposition: inline; filename=a.png\n\nPNG\n--X--\n",
+    b"Content-Type: multipart/mixed; boundary=X\n\n--X\nContent-Type: text/plain\n\nhi\n"
+    b"--X\nContent-Type: text/plain\nContent-Disposition: attachment\n\nnotes\n--X--\n",
+    b'Content-Type: multipart/mixed; boundary="a b;c"\n\npreamble\n--a b;c\n\nno headers\n'
+    b"--a b;c\nContent-Type: text/csv;\n name*=utf-8''%C3%A4.csv\n\n1,2\n--a b;c--\nepilogue\n",
+    b"Content-Type: multipart/digest; boundary=D\n\n--D\n\nFrom: x\n\ninner\n--D--\n",
+    b"Content-Type: multipart/encrypted; boundary=E\n\n--E\nContent-Type: application/pgp-"
+    b"encrypted\n\nVersion: 1\n--E\nContent-Type: application/octet-stream\n\n---BEGIN\n--E--\n",
+    # a line that starts with the boundary but is another one; CRLF everywhere
+    b"Content-Type: multipart/mixed; boundary=B\r\n\r\n--B\r\nContent-Type: text/plain\r\n\r\n"
+    b"--BX\r\nContent-Type: application/pdf\r\n\r\n%PDF is text\r\n--B\r\n\r\nx\r\n--B--\r\n",
+    b"Content-Type: multipart/mixed; boundary=B\n\n--B\nContent-Type: multipart/alternative;"
+    b" boundary=C\n\n--C\nContent-Type: text/plain\n\na\n--C\nContent-Type: text/html\n\n<b>\n"
+    b"--C--\n--B\nContent-Type: message/rfc822\n\nFrom: y\n\nz\n--B--\n",
+    b"Content-Type: application/pdf\n\n%PDF",
+    b'Content-Type: text/plain; name=""\nContent-Disposition: inline\n\nx',
+    b"Content-Type: text\n\nno slash",
+    b"Date: Sun, 31 Jun 2024 10:00:00 -0000\nSubject: local time\n\nx",
+    b"Date: 1 Feb 2024 25:61:00 +0100\n\nx",
+    b"Date: Mon, 1 Jan 0099 10:00:00 +0000\n\nx",
+    b"Date: Fri, 29 Feb 2008 23:59:60 +1400 (a comment)\n\nx",
+    b"\nFrom: after a blank line\n\nx",
+]
+
+
+def _corpus() -> list[bytes]:
+    from tui_mail.demo.generate import generate_demo
+
+    rng = random.Random(3)
+    pieces = [b"From: ", b"=?utf-8?q?", b"?=", b"\n", b"\r\n", b":", b"<", b">", b"\xff"]
+    pieces += [b"--B\n", b"Content-Type: multipart/mixed; boundary=B\n", b"Date: ", b'"', b","]
+    garbage = [
+        b"".join(rng.choice(pieces) for _ in range(rng.randrange(1, 60))) for _ in range(300)
+    ]
+    return [d.raw for d in generate_demo()] + MALFORMED + _MIME_SHAPES + garbage
+
+
+def test_parse_headers_gives_the_same_row_as_parse_message() -> None:
+    from dataclasses import replace
+
+    from tui_mail.store.parse import parse_body, parse_headers
+
+    corpus = _corpus()
+    for raw in corpus:
+        full = parse_message(raw, mtime=42.0)
+        fast = parse_headers(raw, mtime=42.0)
+        assert fast.body_text is None
+        assert replace(full, body_text=None) == fast, raw[:200]
+        assert parse_body(raw) == (full.has_attachment, full.body_text), raw[:200]
+    # The shapes above must really exercise both answers.
+    assert {parse_headers(raw).has_attachment for raw in _MIME_SHAPES} == {True, False}

@@ -24,10 +24,11 @@ from typing import Any, NamedTuple
 from tui_mail.core.errors import StoreError
 from tui_mail.core.flags import FlagSet, normalise_maildir_letters
 from tui_mail.core.models import Address, Envelope, FolderRole, MessageRef, ServerId
+from tui_mail.search.threads import NewMessage, assign_threads
 from tui_mail.store.maildir import StoredFile
 from tui_mail.store.parse import ParsedHeaders
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SORTS = {"date": "date", "from": "sort_from", "subject": "sort_subject", "size": "size"}
 # Parents looked at for threading: In-Reply-To, the thread root and the nearest
 # few references. Enough to join a thread even with gaps, and it keeps the
@@ -114,6 +115,10 @@ CREATE VIRTUAL TABLE messages_fts USING fts5(
     subject, sender, recipients, body, tokenize = 'unicode61 remove_diacritics 2'
 );
 
+-- Messages whose messages_fts row is still to be written: bulk stores (initial
+-- sync, rescans) index headers at once and leave the body text to fill_fts.
+CREATE TABLE fts_pending(id INTEGER PRIMARY KEY);
+
 CREATE TABLE journal(
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     account TEXT NOT NULL,
@@ -148,16 +153,16 @@ _UPDATE = (
     + ", uid = coalesce(?, uid), uidvalidity = coalesce(?, uidvalidity),"
     " modseq = coalesce(?, modseq), uidl = coalesce(?, uidl) WHERE id = ?"
 )
-_THREAD_LOOKUP = """
-SELECT message_id, thread_id FROM messages
-WHERE message_id IN (SELECT value FROM json_each(?2)) AND +account = ?1
-UNION ALL
-SELECT r.ref, m.thread_id FROM msgrefs AS r JOIN messages AS m ON m.id = r.msg
-WHERE r.ref IN (SELECT value FROM json_each(?2)) AND r.account = ?1
-"""
+# Where each _MESSAGE_COLUMNS value sits in an _INSERT row (after six fixed columns).
+_ROW_SLOTS = {c.strip(): 6 + i for i, c in enumerate(_MESSAGE_COLUMNS.split(","))}
 _FTS_INSERT = (
     "INSERT INTO messages_fts(rowid, subject, sender, recipients, body) VALUES (?, ?, ?, ?, ?)"
 )
+# Schema upgrades in place, by the version they start from: each is a script run
+# in one write transaction. Version 1 -> 2 only adds a table.
+_MIGRATIONS = {
+    1: "CREATE TABLE IF NOT EXISTS fts_pending(id INTEGER PRIMARY KEY);",
+}
 _BUMP = (
     "INSERT INTO folder_stats(account, folder, total, unread) VALUES (?, ?, ?, ?)"
     " ON CONFLICT(account, folder) DO UPDATE"
@@ -218,27 +223,21 @@ def thread_keys(parsed: ParsedHeaders) -> list[str]:
     return list(dict.fromkeys(k for k in keys if k and k != parsed.message_id))
 
 
-class _Threads:
-    """Union-find over thread ids; a merged thread is named by its smallest id."""
+def _like(value: str) -> str:
+    """A LIKE pattern for "contains value", LIKE's own wildcards escaped."""
+    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
 
-    def __init__(self) -> None:
-        self.parent: dict[int, int] = {}
 
-    def find(self, x: int) -> int:
-        root = x
-        while (up := self.parent.get(root, root)) != root:
-            root = up
-        while x != root:
-            self.parent[x], x = root, self.parent.get(x, x)
-        return root
-
-    def merge(self, ids: Iterable[int]) -> int:
-        roots = {self.find(i) for i in ids}
-        target = min(roots)
-        for r in roots:
-            if r != target:
-                self.parent[r] = target
-        return target
+def _fts_row(msg_id: int, parsed: ParsedHeaders, body: str) -> tuple[Any, ...]:
+    sender = parsed.sender
+    return (
+        msg_id,
+        parsed.subject,
+        f"{sender.name} {sender.addr}".strip(),
+        " ".join(f"{a.name} {a.addr}" for a in (*parsed.to, *parsed.cc)),
+        body,
+    )
 
 
 # Few distinct flag strings exist; parsing each through FlagSet costs ~5 us.
@@ -342,6 +341,9 @@ class MailIndex:
             except sqlite3.OperationalError as exc:
                 raise _NeedsReset(f"incomplete schema: {exc}") from exc
             return
+        if version in _MIGRATIONS:
+            self._migrate(conn)
+            return
         if version is not None:
             raise _NeedsReset(f"schema version {version}, expected {SCHEMA_VERSION}")
         conn.execute("BEGIN IMMEDIATE")
@@ -361,6 +363,26 @@ class MailIndex:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+
+    @staticmethod
+    def _migrate(conn: sqlite3.Connection) -> None:
+        """Bring an older index up to SCHEMA_VERSION without losing its rows."""
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = MailIndex._version(conn)  # another process may have done it
+            while version in _MIGRATIONS:
+                for statement in _split_sql(_MIGRATIONS[version]):
+                    conn.execute(statement)
+                version += 1
+                conn.execute(
+                    "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),)
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        if version != SCHEMA_VERSION:
+            raise _NeedsReset(f"schema version {version}, expected {SCHEMA_VERSION}")
 
     def _move_aside(self) -> None:
         base = f"{self.path}.corrupt-{int(time.time())}"
@@ -488,46 +510,24 @@ class MailIndex:
         account: str,
         new_rows: list[tuple[list[Any], list[str], str]],
     ) -> None:
-        """Set thread_id (slot 1) of new rows; merge indexed threads they bridge.
-
-        A message joins the thread of any indexed message it names (In-Reply-To,
-        References), of any message that names it (a reply that came first), and
-        of any message naming the same parent (siblings of a missing parent).
-        Done for the whole batch with one query, then in memory in arrival order,
-        so the result is the same as upserting the rows one by one.
-        """
-        wanted: set[str] = set()
-        idents: list[list[str]] = []
-        for _, parents, message_id in new_rows:
-            mine = [*parents, message_id] if message_id else parents
-            idents.append(mine)
-            wanted.update(mine)
-        threads = _Threads()
-        # ident -> one thread that has it; merges make "one" enough, find() resolves.
-        seen: dict[str, int] = {}
-        indexed: set[int] = set()
-        if wanted:
-            for ident, thread in conn.execute(_THREAD_LOOKUP, (account, json.dumps(list(wanted)))):
-                if thread is None:
-                    continue
-                indexed.add(thread)
-                # Two indexed threads sharing an id some new row names: that row would
-                # join them anyway, so joining them now gives the same result.
-                seen[ident] = threads.merge((seen[ident], thread)) if ident in seen else thread
-        for (row, _, _), mine in zip(new_rows, idents, strict=True):
-            found = {seen[i] for i in mine if i in seen}
-            thread = threads.merge(found) if found else int(row[0])
-            for ident in mine:
-                seen[ident] = thread
-            row[1] = thread
-        for row, _, _ in new_rows:
-            row[1] = threads.find(row[1])
-        stale = [(threads.find(t), t, account) for t in indexed if threads.find(t) != t]
-        if stale:
-            # Threads already in the index that this batch joined: fold into the oldest.
-            conn.executemany(
-                "UPDATE messages SET thread_id = ? WHERE thread_id = ? AND +account = ?", stale
+        """Set thread_id (slot 1) of new rows; merge indexed threads they bridge."""
+        # --- hook (issue 7): the threading rules live in tui_mail/search/threads.py
+        # (references, replies before parents, subject fallback, merges). A row is
+        # laid out as in _INSERT: six fixed columns, then _MESSAGE_COLUMNS.
+        items = [
+            NewMessage(
+                int(row[0]),
+                message_id,
+                tuple(parents),
+                row[_ROW_SLOTS["subject"]],
+                int(row[_ROW_SLOTS["date"]]),
             )
+            for row, parents, message_id in new_rows
+        ]
+        threads = assign_threads(conn, account, items)
+        for row, _, _ in new_rows:
+            row[1] = threads[int(row[0])]
+        # --- end of hook
 
     def _upsert_batch(
         self,
@@ -551,6 +551,7 @@ class MailIndex:
         updates: list[tuple[Any, ...]] = []
         replaced: list[tuple[int]] = []
         fts: dict[int, tuple[Any, ...]] = {}
+        later: dict[int, tuple[int]] = {}  # rows whose body text comes with fill_fts
         refs: dict[int, list[tuple[str, str, int]]] = {}
         ids: list[int] = []
         total = unread = 0
@@ -573,23 +574,23 @@ class MailIndex:
                 unread += _unread(values[4])
             existing[stored.key] = (msg_id, values[4])
             ids.append(msg_id)
-            sender = parsed.sender
-            fts[msg_id] = (
-                msg_id,
-                parsed.subject,
-                f"{sender.name} {sender.addr}".strip(),
-                " ".join(f"{a.name} {a.addr}" for a in (*parsed.to, *parsed.cc)),
-                parsed.body_text,
-            )
+            if parsed.body_text is None:
+                later[msg_id] = (msg_id,)
+                fts.pop(msg_id, None)  # the same key twice in one batch: the last wins
+            else:
+                fts[msg_id] = _fts_row(msg_id, parsed, parsed.body_text)
+                later.pop(msg_id, None)
             refs[msg_id] = [(r, account, msg_id) for r in parents]
         if inserts:
             self._assign_threads(conn, account, inserts)
         if replaced:
             conn.executemany("DELETE FROM messages_fts WHERE rowid = ?", replaced)
             conn.executemany("DELETE FROM msgrefs WHERE msg = ?", replaced)
+            conn.executemany("DELETE FROM fts_pending WHERE id = ?", replaced)
         conn.executemany(_INSERT, [row for row, _, _ in inserts])
         conn.executemany(_UPDATE, updates)
         conn.executemany(_FTS_INSERT, fts.values())
+        conn.executemany("INSERT OR IGNORE INTO fts_pending(id) VALUES (?)", later.values())
         conn.executemany(
             "INSERT INTO msgrefs(ref, account, msg) VALUES (?, ?, ?)",
             [r for rows in refs.values() for r in rows],
@@ -626,8 +627,10 @@ class MailIndex:
         ).fetchall()
         if not rows:
             return 0
-        conn.executemany("DELETE FROM messages_fts WHERE rowid = ?", [(r[0],) for r in rows])
-        conn.executemany("DELETE FROM msgrefs WHERE msg = ?", [(r[0],) for r in rows])
+        gone = [(r[0],) for r in rows]
+        conn.executemany("DELETE FROM messages_fts WHERE rowid = ?", gone)
+        conn.executemany("DELETE FROM msgrefs WHERE msg = ?", gone)
+        conn.executemany("DELETE FROM fts_pending WHERE id = ?", gone)
         deltas: dict[tuple[str, str], list[int]] = {}
         for _, account, folder, flags in rows:
             d = deltas.setdefault((account, folder), [0, 0])
@@ -768,6 +771,10 @@ class MailIndex:
                 (account,),
             )
             conn.execute("DELETE FROM msgrefs WHERE account = ?", (account,))
+            conn.execute(
+                "DELETE FROM fts_pending WHERE id IN (SELECT id FROM messages WHERE account = ?)",
+                (account,),
+            )
             conn.execute("DELETE FROM messages WHERE account = ?", (account,))
             conn.execute("DELETE FROM folder_stats WHERE account = ?", (account,))
             conn.execute("DELETE FROM folders WHERE account = ?", (account,))
@@ -781,11 +788,12 @@ class MailIndex:
                 " (SELECT id FROM messages WHERE account = ? AND folder = ?)",
                 params,
             )
-            conn.execute(
-                "DELETE FROM msgrefs WHERE msg IN"
-                " (SELECT id FROM messages WHERE account = ? AND folder = ?)",
-                params,
-            )
+            for table, column in (("msgrefs", "msg"), ("fts_pending", "id")):
+                conn.execute(
+                    f"DELETE FROM {table} WHERE {column} IN"
+                    " (SELECT id FROM messages WHERE account = ? AND folder = ?)",
+                    params,
+                )
             n = conn.execute(
                 "DELETE FROM messages WHERE account = ? AND folder = ?", params
             ).rowcount
@@ -1101,23 +1109,112 @@ class MailIndex:
     def search(
         self, account: str, text: str, folder: str | None = None, limit: int = 500
     ) -> list[int]:
-        """Ids whose subject, sender, recipients or body contain every word of `text`."""
+        """Ids whose subject, sender, recipients or body contain every word of `text`.
+
+        Messages still waiting for fill_fts are matched on their header columns
+        (every word as a substring), so a fresh download is searchable at once;
+        their bodies count once fill_fts has run (fts_pending_count says how many).
+        """
         words = [w for w in text.split() if w]
         if not words:
             return []
         # Each word quoted: user text is never FTS5 syntax, so no query can fail to parse.
         query = " ".join('"' + w.replace('"', '""') + '"' for w in words)
-        sql = (
-            "SELECT m.id FROM messages_fts AS f JOIN messages AS m ON m.id = f.rowid"
-            " WHERE messages_fts MATCH ? AND m.account = ?"
+        likes = "".join(
+            " AND (m.subject || ' ' || m.from_name || ' ' || m.from_addr || ' ' || m.to_addrs"
+            " || ' ' || m.cc_addrs) LIKE ? ESCAPE '\\'"
+            for _ in words
         )
-        params: list[Any] = [query, account]
-        if folder is not None:
-            sql += " AND m.folder = ?"
-            params.append(folder)
-        sql += " ORDER BY m.date DESC, m.id DESC LIMIT ?"
-        params.append(limit)
+        in_folder = " AND m.folder = ?" if folder is not None else ""
+        where = [folder] if folder is not None else []
+        # Two indexed walks, one per kind of row (a message is never in both).
+        sql = (
+            "SELECT m.id, m.date FROM messages_fts AS f JOIN messages AS m ON m.id = f.rowid"
+            f" WHERE messages_fts MATCH ? AND m.account = ?{in_folder}"
+            " UNION SELECT m.id, m.date FROM fts_pending AS p JOIN messages AS m ON m.id = p.id"
+            f" WHERE m.account = ?{in_folder}{likes}"
+            " ORDER BY 2 DESC, 1 DESC LIMIT ?"
+        )
+        params: list[Any] = [
+            query,
+            account,
+            *where,
+            account,
+            *where,
+            *(_like(w) for w in words),
+            limit,
+        ]
         return [r[0] for r in self._read("cannot search", sql, params)]
+
+    # -- the full-text backlog (bodies of bulk-stored messages)
+
+    def fts_pending_count(self, account: str | None = None) -> int:
+        """How many messages (of `account`, or all) have no body text in search yet."""
+        if account is None:
+            rows = self._read("cannot count", "SELECT count(*) FROM fts_pending")
+        else:
+            rows = self._read(
+                "cannot count",
+                "SELECT count(*) FROM fts_pending AS p JOIN messages AS m ON m.id = p.id"
+                " WHERE m.account = ?",
+                (account,),
+            )
+        return int(rows[0][0])
+
+    def fts_backlog(self, account: str, limit: int) -> list[tuple[int, str, str, str, str]]:
+        """(id, folder, key, subdir, flags) of up to `limit` messages waiting for their
+        body text, newest id first (recent mail becomes searchable first)."""
+        return [
+            (r[0], r[1], r[2], r[3], r[4])
+            for r in self._read(
+                "cannot read the full-text backlog",
+                "SELECT m.id, m.folder, m.key, m.subdir, m.flags FROM fts_pending AS p"
+                " JOIN messages AS m ON m.id = p.id WHERE m.account = ?"
+                " ORDER BY p.id DESC LIMIT ?",
+                (account, max(0, int(limit))),
+            )
+        ]
+
+    def fill_fts(self, entries: Iterable[tuple[int, str, str, tuple[bool, str] | None]]) -> int:
+        """Write the full-text rows of backlog messages, in one transaction.
+
+        Entries are (id, folder, key, parse_body() of the file, or None if it
+        could not be read: then the headers alone are indexed, so an unreadable
+        file cannot keep the backlog busy forever). Subject and addresses come
+        from the row. An entry whose row was moved, deleted or re-stored since
+        fts_backlog() is skipped (if still pending, it comes round again). The
+        full parse also settles has_attachment, which parse_headers guesses.
+        Returns how many were written.
+        """
+        wanted = {msg_id: (folder, key, body) for msg_id, folder, key, body in entries}
+        if not wanted:
+            return 0
+        with self._write("cannot index message bodies") as conn:
+            current = conn.execute(
+                "SELECT m.id, m.folder, m.key FROM fts_pending AS p JOIN messages AS m"
+                " ON m.id = p.id WHERE p.id IN (SELECT value FROM json_each(?))",
+                (json.dumps(list(wanted)),),
+            ).fetchall()
+            ready = [
+                (msg_id, wanted[msg_id][2])
+                for msg_id, folder, key in current
+                if wanted[msg_id][:2] == (folder, key)
+            ]
+            ids = [(msg_id,) for msg_id, _ in ready]
+            conn.executemany("DELETE FROM fts_pending WHERE id = ?", ids)
+            # Never two full-text rows for one message, whatever happened before.
+            conn.executemany("DELETE FROM messages_fts WHERE rowid = ?", ids)
+            conn.executemany(
+                "INSERT INTO messages_fts(rowid, subject, sender, recipients, body)"
+                " SELECT id, subject, trim(from_name || ' ' || from_addr),"
+                " trim(to_addrs || ' ' || cc_addrs), ?2 FROM messages WHERE id = ?1",
+                [(msg_id, body[1] if body else "") for msg_id, body in ready],
+            )
+            conn.executemany(
+                "UPDATE messages SET has_attachment = ?2 WHERE id = ?1 AND has_attachment != ?2",
+                [(msg_id, int(body[0])) for msg_id, body in ready if body is not None],
+            )
+        return len(ready)
 
     def execute_read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         """Raw read access under the lock (for the journal and diagnostics)."""
