@@ -10,6 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import TYPE_CHECKING, ClassVar
 
 from tui_mail.core.capabilities import Capabilities, Capability
@@ -36,6 +37,29 @@ class FolderState:
     uidnext: int | None = None
     highestmodseq: int | None = None
     exists: int = 0
+
+
+#: fields of a `SearchTerm` whose value is text (matched as a substring, case-insensitively)
+SEARCH_TEXT_FIELDS = frozenset({"text", "body", "subject", "from", "to", "cc", "bcc"})
+#: fields whose value is a `date` (the message's internal date, day granularity)
+SEARCH_DATE_FIELDS = frozenset({"since", "before", "on"})
+#: fields that test a flag (value ignored; `negate` asks for the flag's absence)
+SEARCH_FLAG_FIELDS = frozenset({"seen", "flagged", "answered", "draft", "deleted"})
+#: fields whose value is a size in bytes
+SEARCH_SIZE_FIELDS = frozenset({"larger", "smaller"})
+
+
+@dataclass(frozen=True)
+class SearchTerm:
+    """One condition of a server-side search; a search ANDs all its terms.
+
+    `field` is one of the SEARCH_*_FIELDS above, or "header:Name" with a
+    text value (a header line containing it). `negate` inverts the term.
+    """
+
+    field: str
+    value: str | date | int | None = None
+    negate: bool = False
 
 
 @dataclass(frozen=True)
@@ -95,6 +119,9 @@ class ReceiveBackend(MailBackend):
     """
 
     roles = frozenset({"receive"})
+    #: A dry run sets this: folders are opened read-only (IMAP EXAMINE) and every
+    #: method that would change the server raises instead.
+    read_only: bool = False
 
     def local_root(self) -> str | None:
         """For a LOCAL backend, the Maildir++ root that is the account's store."""
@@ -137,6 +164,19 @@ class ReceiveBackend(MailBackend):
 
     async def append(self, folder: str, raw: bytes, flags: frozenset[Flag]) -> ServerId:
         raise Unsupported(f"{self.name}: storing into a server folder is not available")
+
+    async def search(self, folder: str, criteria: Sequence[SearchTerm]) -> list[ServerId]:
+        """Messages of `folder` on the server matching every term (server-side search).
+
+        For mail that is not downloaded; the ServerIds name the folder's
+        current UIDVALIDITY. Empty `criteria` matches every message.
+        """
+        raise Unsupported(f"{self.name}: searching on the server is not available")
+
+    async def folder_statuses(self, folders: Sequence[str]) -> dict[str, FolderState]:
+        """UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ and message count of each folder, without
+        selecting it (IMAP STATUS). Folders the server cannot report are left out."""
+        raise Unsupported(f"{self.name}: folder status is not available")
 
     async def wait_for_push(self, timeout: float) -> bool:
         """Block until the server reports a change (True) or `timeout` passes (False)."""

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
 import sys
+import time
 from collections.abc import Callable, Sequence
 from typing import TextIO
 
@@ -15,14 +18,58 @@ from tui_mail.sync.runtime import Runtime
 
 Reporter = Callable[[ev.Event], None]
 
+# Progress lines at most this often per folder (a 10k-message folder would print 10k).
+PROGRESS_EVERY = 1.0
 
-def text_reporter(out: TextIO = sys.stderr, quiet: bool = False) -> Reporter:
-    """One line per interesting event; server-supplied text is made inert first."""
+
+def text_reporter(
+    out: TextIO = sys.stderr,
+    quiet: bool = False,
+    *,
+    watch: bool = False,
+    clock: Callable[[], float] = time.monotonic,
+) -> Reporter:
+    """One line per interesting event; server-supplied text is made inert first.
+
+    One-shot: progress, the result, and errors; connection states are left
+    out, since a failure also ends the command with its one error line.
+    `watch`: connection changes too (offline / connected again), and only
+    syncs that changed something.
+    """
 
     last: dict[str, str] = {}
+    shown: dict[tuple[str, str], float] = {}
+    state: dict[str, tuple[ev.ConnectionState, str]] = {}
+    problem: dict[str, str] = {}  # account -> why it is offline or refused
 
     def report(event: ev.Event) -> None:
-        line = describe(event)
+        if isinstance(event, ev.ConnectionChanged):
+            # Only real changes: every sync passes through "syncing" back to "connected".
+            if event.state in (ev.ConnectionState.CONNECTING, ev.ConnectionState.SYNCING):
+                return
+            now = (event.state, event.detail)
+            if state.get(event.account) == now and not event.retry_in:
+                return
+            state[event.account] = now
+            if event.state in (ev.ConnectionState.OFFLINE, ev.ConnectionState.AUTH_FAILED):
+                problem[event.account] = event.detail
+            else:
+                problem.pop(event.account, None)
+        if watch and isinstance(event, ev.Failed) and problem.get(event.account) == event.message:
+            return  # a command failing for the reason the state line already gave
+        if isinstance(event, ev.SyncProgress):
+            key = (event.account, event.folder)
+            now = clock()
+            final = event.done >= event.total
+            if not final and now - shown.get(key, -PROGRESS_EVERY) < PROGRESS_EVERY:
+                return
+            shown[key] = now
+        if isinstance(event, ev.SyncPlanned):
+            where = f"{event.folder}: " if event.folder else ""
+            for step in event.steps:
+                print(f"{event.account}: dry run: {inert_line(where + step)}", file=out, flush=True)
+            return
+        line = describe(event, watch=watch)
         if not line or (quiet and not isinstance(event, (ev.Failed, ev.BackendError))):
             return
         # A setup error is both announced and the reply to each command: say it once.
@@ -34,13 +81,21 @@ def text_reporter(out: TextIO = sys.stderr, quiet: bool = False) -> Reporter:
     return report
 
 
-def describe(event: ev.Event) -> str | None:
+def describe(event: ev.Event, *, watch: bool = False) -> str | None:
     match event:
-        case ev.SyncProgress(folder=f, activity=a, done=d, total=t):
-            return f"{a} {f} ({d}/{t})"
+        case ev.SyncProgress(folder=f, activity=a, done=d, total=t, bytes=b):
+            size = f", {_size(b)}" if b else ""
+            return f"{a} {f} ({d}/{t}{size})"
         case ev.SyncFinished(fetched=f, deleted=d, flag_changes=c):
+            if watch and not (f or d or c):
+                return None
             return f"sync done: {f} new, {d} removed, {c} changed"
+        case ev.SyncPlanned(folder=f, steps=steps):
+            where = f"{f}: " if f else ""
+            return "; ".join(f"dry run: {where}{s}" for s in steps)
         case ev.ConnectionChanged(state=s, detail=d, retry_in=r):
+            if not watch or s in (ev.ConnectionState.CONNECTING, ev.ConnectionState.SYNCING):
+                return None
             retry = f", retrying in {r:.0f}s" if r else ""
             return f"{s.value}{': ' + d if d else ''}{retry}"
         case ev.Failed(message=m) | ev.UnsupportedReply(message=m):
@@ -50,13 +105,21 @@ def describe(event: ev.Event) -> str | None:
     return None
 
 
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return f"{n:.1f} GiB"
+
+
 async def run_commands(
     config: AppConfig,
     per_account: dict[str, Sequence[cmd.Command]],
     report: Reporter,
 ) -> bool:
     """Run each account's commands in order; True when every one ended in Done."""
-    runtime = Runtime(config)
+    runtime = Runtime(config, accounts=list(per_account))
     outstanding: dict[int, asyncio.Future[ev.Event]] = {}
     loop = asyncio.get_running_loop()
 
@@ -67,8 +130,9 @@ async def run_commands(
             fut.set_result(event)
 
     ok = True
-    await runtime.start(on_event, initial_sync=False, poll=False)
     try:
+        # Connecting is left to the first command, so a failure is reported once.
+        await runtime.start(on_event, initial_sync=False, poll=False, connect=False)
         waits = []
         for account, commands in per_account.items():
             for command in commands:
@@ -80,6 +144,65 @@ async def run_commands(
     finally:
         await runtime.stop()
     return ok
+
+
+async def watch(
+    config: AppConfig,
+    accounts: Sequence[str],
+    report: Reporter,
+    *,
+    interval: float,
+    folder: str | None = None,
+) -> bool:
+    """`tui-mail sync --watch`: one Runtime, connected, following pushes until a signal.
+
+    Each account syncs once, then IDLE wakes a sync of its push folder and
+    every `interval` seconds one STATUS round trip checks the others; a
+    dropped link shows offline and comes back with backoff on its own.
+    SIGINT/SIGTERM end it cleanly (True). False when no account can run at
+    all (every one failed in a way a retry cannot fix).
+    """
+    runtime = Runtime(config, accounts=list(accounts))
+    stop = asyncio.Event()
+    dead: set[str] = set()
+
+    def on_event(event: ev.Event) -> None:
+        report(event)
+        # Wrong password, untrusted certificate, bad config: nothing will get better.
+        if isinstance(event, ev.ConnectionChanged):
+            if event.state is ev.ConnectionState.AUTH_FAILED or (
+                event.state is ev.ConnectionState.OFFLINE and event.detail and not event.retry_in
+            ):
+                dead.add(event.account)
+            elif event.state is ev.ConnectionState.CONNECTED:
+                dead.discard(event.account)
+            if dead >= set(runtime.workers):
+                stop.set()
+
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for sig in signals:
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        for name in accounts:
+            backend = runtime.receive_backend(name)
+            if folder and backend is not None and hasattr(backend, "push_folder"):
+                backend.push_folder = folder  # IDLE on the folder being watched
+        # The first sync connects: a failure is then reported once, not per command.
+        await runtime.start(
+            on_event, initial_sync=True, poll=True, connect=False, check_interval=interval
+        )
+        for name, worker in runtime.workers.items():
+            if worker.setup_error:
+                dead.add(name)
+        if not dead >= set(runtime.workers):
+            await stop.wait()
+    finally:
+        for sig in signals:
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(sig)
+        await runtime.stop()
+    return not (dead and dead >= set(runtime.workers))
 
 
 def _is_terminal(event: ev.Event) -> bool:

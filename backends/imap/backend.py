@@ -26,13 +26,19 @@ import logging
 import re
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import date
 
 from tui_mail.backends.base import (
+    SEARCH_DATE_FIELDS,
+    SEARCH_FLAG_FIELDS,
+    SEARCH_SIZE_FIELDS,
+    SEARCH_TEXT_FIELDS,
     BackendContext,
     FolderState,
     ProgressCallback,
     ReceiveBackend,
     RemoteFolder,
+    SearchTerm,
 )
 from tui_mail.backends.imap.client import (
     CommandResult,
@@ -51,6 +57,7 @@ from tui_mail.backends.imap.parse import (
     parse_internaldate,
     parse_list,
     parse_search,
+    parse_status_items,
     parse_vanished,
     server_text,
     to_bytes,
@@ -407,15 +414,84 @@ class ImapReceiveBackend(ReceiveBackend):
         conn = await self._main()
         wire = await self._wire(folder)
         sel = self._selected
-        if fresh or sel is None or sel.wire != wire or sel.readonly or conn.selected != wire:
-            sel = await self._select(folder)
+        if (
+            fresh
+            or sel is None
+            or sel.wire != wire
+            or sel.readonly != self.read_only
+            or conn.selected != wire
+        ):
+            sel = await self._select(folder, readonly=self.read_only)
         return conn, sel
 
     async def folder_state(self, folder: str) -> FolderState:
-        """A fresh SELECT: UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ, EXISTS."""
-        return (await self._select(folder)).state
+        """A fresh SELECT (EXAMINE when read-only): UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ, EXISTS."""
+        return (await self._select(folder, readonly=self.read_only)).state
+
+    async def folder_statuses(self, folders: Sequence[str]) -> dict[str, FolderState]:
+        """STATUS of every folder, pipelined: one round trip, nothing selected.
+
+        Left out: a folder the server refuses (deleted meanwhile; the caller's
+        SELECT of it then reports the error properly) and the selected one.
+        """
+        conn = await self._main()
+        items = b"(MESSAGES UIDNEXT UIDVALIDITY" + (b" HIGHESTMODSEQ)" if self._condstore else b")")
+        wires = [(f, await self._wire(f)) for f in folders]
+        # STATUS of the selected folder may describe the session's view of it, not
+        # the folder now (Dovecot answers from the view until the next NOOP): leave
+        # it out, and the caller SELECTs it again, which does see everything.
+        wires = [(f, w) for f, w in wires if conn.selected != w]
+        out: dict[str, FolderState] = {}
+        simple = [(f, w) for f, w in wires if not isinstance(astring(w), Literal)]
+        odd = [(f, w) for f, w in wires if isinstance(astring(w), Literal)]
+        results: list[tuple[str, CommandResult]] = []
+        for i in range(0, len(simple), 100):
+            chunk = simple[i : i + 100]
+            answers = await conn.pipeline([(b"STATUS", astring(w), items) for _, w in chunk])
+            results.extend((f, r) for (f, _), r in zip(chunk, answers, strict=True))
+        for f, w in odd:  # names sent as literals cannot be pipelined by pipeline()
+            results.append((f, await conn.command(b"STATUS", astring(w), items)))
+        for folder, result in results:
+            if not result.ok:
+                continue
+            for resp in result.named("STATUS"):
+                _name, values = parse_status_items(resp.args)
+                validity = values.get("UIDVALIDITY")
+                if validity is None:
+                    continue
+                # HIGHESTMODSEQ 0: the folder keeps no mod-sequences (RFC 7162 3.1.2.1).
+                modseq = values.get("HIGHESTMODSEQ") or None
+                out[folder] = FolderState(
+                    uidvalidity=validity,
+                    uidnext=values.get("UIDNEXT"),
+                    highestmodseq=modseq,
+                    exists=values.get("MESSAGES", 0),
+                )
+        return out
+
+    async def search(self, folder: str, criteria: Sequence[SearchTerm]) -> list[ServerId]:
+        """UID SEARCH CHARSET UTF-8; every text goes out as a literal (no quoting rules
+        to get wrong, any UTF-8 allowed). BADCHARSET with ASCII-only text: again
+        without CHARSET."""
+        conn, sel = await self._ensure_selected(folder)
+        keys = search_keys(criteria)
+        result = await conn.command(b"UID SEARCH CHARSET UTF-8", *keys)
+        code = result.status.code.name if result.status.code else ""
+        if not result.ok and code == "BADCHARSET" and all(k.isascii() for k in keys):
+            result = await conn.command(b"UID SEARCH", *keys)
+        if not result.ok:
+            raise ProtocolError(
+                f"the IMAP server {self.settings.where} refused the search: "
+                f"{server_text(result.status.text)}"
+            )
+        uids: set[int] = set()
+        for resp in result.named("SEARCH"):
+            uids.update(parse_search(resp.args)[0])
+        validity = sel.state.uidvalidity
+        return [ServerId(uid=u, uidvalidity=validity) for u in sorted(uids)]
 
     def _check_ids(self, folder: str, sel: _Selected, ids: Sequence[ServerId]) -> list[int]:
+        self._check_writable()
         uids: list[int] = []
         for sid in ids:
             if sid.uid is None:
@@ -665,8 +741,14 @@ class ImapReceiveBackend(ReceiveBackend):
         for chunk in _chunks(uids, 1000):
             await self._delete_uids(conn, folder, uid_set(chunk).encode())
 
+    def _check_writable(self) -> None:
+        if self.read_only:
+            # A dry run must not change the server; reaching this is a bug upstream.
+            raise Unsupported(f"{self.settings.where}: read-only (dry run); no change is sent")
+
     async def append(self, folder: str, raw: bytes, flags: frozenset[Flag]) -> ServerId:
         """APPEND; the ServerId comes from APPENDUID (UIDPLUS), else it has no UID."""
+        self._check_writable()
         conn = await self._main()
         wire = await self._wire(folder)
         # IMAP messages are CRLF on the wire; a bare LF from a local file is not.
@@ -731,6 +813,50 @@ def _folder_state(result: CommandResult) -> FolderState:
         highestmodseq=modseq,
         exists=exists,
     )
+
+
+_MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
+_SEARCH_FLAG = {
+    "seen": (b"SEEN", b"UNSEEN"),
+    "flagged": (b"FLAGGED", b"UNFLAGGED"),
+    "answered": (b"ANSWERED", b"UNANSWERED"),
+    "draft": (b"DRAFT", b"UNDRAFT"),
+    "deleted": (b"DELETED", b"UNDELETED"),
+}
+
+
+def search_keys(criteria: Sequence[SearchTerm]) -> list[bytes]:
+    """SearchTerms as IMAP search keys (RFC 3501 6.4.4); ANDed, as IMAP does."""
+    keys: list[bytes] = []
+    for term in criteria:
+        name = term.field.lower()
+        if term.negate and name not in SEARCH_FLAG_FIELDS:
+            keys.append(b"NOT")
+        if name in SEARCH_TEXT_FIELDS or name.startswith("header:"):
+            if not isinstance(term.value, str):
+                raise ValueError(f"search term {term.field!r} needs text")
+            text = Literal(term.value.encode("utf-8"))
+            if name.startswith("header:"):
+                header = term.field.split(":", 1)[1].strip()
+                if not header or not header.isascii() or any(c in header for c in " :\r\n"):
+                    raise ValueError(f"bad header name in search term {term.field!r}")
+                keys += [b"HEADER", astring(header.encode("ascii")), text]
+            else:
+                keys += [name.upper().encode(), text]
+        elif name in SEARCH_DATE_FIELDS:
+            if not isinstance(term.value, date):
+                raise ValueError(f"search term {term.field!r} needs a date")
+            d = term.value
+            keys += [name.upper().encode(), f"{d.day}-{_MONTHS[d.month - 1]}-{d.year}".encode()]
+        elif name in SEARCH_FLAG_FIELDS:
+            keys.append(_SEARCH_FLAG[name][1 if term.negate else 0])
+        elif name in SEARCH_SIZE_FIELDS:
+            if not isinstance(term.value, int) or isinstance(term.value, bool) or term.value < 0:
+                raise ValueError(f"search term {term.field!r} needs a size in bytes")
+            keys += [name.upper().encode(), str(term.value).encode()]
+        else:
+            raise ValueError(f"unknown search field {term.field!r}")
+    return keys or [b"ALL"]
 
 
 def _chunks(items: Sequence[int], size: int) -> Iterable[Sequence[int]]:

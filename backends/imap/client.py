@@ -397,13 +397,17 @@ class ImapConnection(asyncio.Protocol):
             self._drain_waiter = self._loop.create_future()
             await self._wait(self._drain_waiter)
 
-    def _new_pending(self) -> _Pending:
+    def _new_pending(self, command: bytes = b"") -> _Pending:
         self._tag += 1
         tag = f"T{self._tag}"
         pending = _Pending(tag, self._loop.create_future())
         self._pending[tag] = pending
         self._order.append(pending)
         self.commands_sent += 1
+        if log.isEnabledFor(logging.DEBUG):
+            # The verb only, never the arguments: they may hold a password or a token.
+            # (TUI_MAIL_DEBUG=tui_mail.backends.imap.client writes these to the log.)
+            log.debug("imap %s > %s %s", self.s.where, tag, _verb(command))
         return pending
 
     async def _await_continuation(self, pending: _Pending) -> bool:
@@ -434,14 +438,14 @@ class ImapConnection(asyncio.Protocol):
         self._check_alive()
         segments = self._segments(args)
         if len(segments) == 1:
-            pending = self._new_pending()
+            pending = self._new_pending(segments[0])
             pending.starttls = starttls
             self._write(pending.tag.encode() + b" " + segments[0])
             await self._drain()
             status = await self._wait(pending.future)
             return CommandResult(status, pending.untagged)
         async with self._cont_lock:
-            pending = self._new_pending()
+            pending = self._new_pending(segments[0])
             last = len(segments) - 1
             for i, seg in enumerate(segments):
                 if i < last:
@@ -488,6 +492,29 @@ class ImapConnection(asyncio.Protocol):
             )
         return result
 
+    async def pipeline(self, commands: Sequence[Sequence[bytes]]) -> list[CommandResult]:
+        """Send simple commands (no literals) back to back; their results, in order.
+
+        One round trip instead of one per command (STATUS of every folder).
+        Servers answer commands in order, so each untagged reply arrives while
+        its own command is the oldest pending one and lands in its result.
+        """
+        self._check_alive()
+        pendings = []
+        for args in commands:
+            if any(isinstance(a, Literal) for a in args):
+                raise ValueError("pipeline() sends no literals")
+            line = b" ".join(args)
+            pending = self._new_pending(line)
+            self._write(pending.tag.encode() + b" " + line + b"\r\n")
+            pendings.append(pending)
+        await self._drain()
+        results = []
+        for pending in pendings:
+            status = await self._wait(pending.future)
+            results.append(CommandResult(status, pending.untagged))
+        return results
+
     async def fetch_stream(
         self,
         commands: Iterable[bytes],
@@ -513,7 +540,7 @@ class ImapConnection(asyncio.Protocol):
             cmd = next(todo, None)
             if cmd is None:
                 return
-            pending = self._new_pending()
+            pending = self._new_pending(cmd)
             pending.stream = stream
             inflight.append(pending)
             self._write(pending.tag.encode() + b" " + cmd + b"\r\n")
@@ -695,7 +722,7 @@ class ImapConnection(asyncio.Protocol):
         """SASL with a single client message (PLAIN, XOAUTH2), SASL-IR when offered."""
         b64 = base64.b64encode(raw)
         async with self._cont_lock:
-            pending = self._new_pending()
+            pending = self._new_pending(b"AUTHENTICATE")
             self._cont = self._loop.create_future()
             if "SASL-IR" in self.capabilities:
                 self._write(pending.tag.encode() + b" AUTHENTICATE " + mech + b" " + b64 + b"\r\n")
@@ -733,7 +760,7 @@ class ImapConnection(asyncio.Protocol):
             return True
         timeout = min(timeout, MAX_IDLE)
         async with self._cont_lock:
-            pending = self._new_pending()
+            pending = self._new_pending(b"IDLE")
             self._cont = self._loop.create_future()
             self._write(pending.tag.encode() + b" IDLE\r\n")
             if not await self._await_continuation(pending):
@@ -763,6 +790,17 @@ class ImapConnection(asyncio.Protocol):
             except (MailError, TimeoutError, OSError):
                 pass
         self.abort()
+
+
+def _verb(command: bytes) -> str:
+    """The command name of a command line ("UID FETCH", "LOGIN"): safe to log."""
+    words = command.split(None, 2)
+    if not words:
+        return "?"
+    name = words[0].upper()
+    if name == b"UID" and len(words) > 1:
+        name += b" " + words[1].upper()
+    return name.decode("ascii", "replace")
 
 
 _CONTEXTS: dict[Path | None, ssl.SSLContext] = {}

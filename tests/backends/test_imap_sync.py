@@ -143,7 +143,7 @@ async def test_200_messages_byte_identical_then_nothing_to_do(
     b = make(ms)
     seen: list[tuple[str, int, int]] = []
     try:
-        result = await sync_account(b, store, lambda f, d, t: seen.append((f, d, t)))
+        result = await sync_account(b, store, lambda f, d, t, _n: seen.append((f, d, t)))
         first_commands = b.commands_sent
 
         server = dovecot_files(ms)
@@ -434,7 +434,7 @@ async def test_cut_connection_mid_sync_then_next_run_completes(
     b = make(ms)
     b.batch = 10  # many FETCH commands, so the cut lands between and inside them
 
-    def cut(folder: str, done: int, total: int) -> None:
+    def cut(folder: str, done: int, total: int, nbytes: int) -> None:
         if done == 45:
             conn = b._conn
             assert conn is not None

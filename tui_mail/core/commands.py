@@ -86,6 +86,22 @@ class FlushOutbox(Command):
 
 
 @dataclass(frozen=True, kw_only=True)
+class RetryOutbox(Command):
+    """Queue a failed or uncertain outbox message again and deliver it: the user's decision
+    (for an uncertain one, "resend": it may arrive twice). `outbox_id`: `id` is the
+    command's own."""
+
+    outbox_id: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class CancelOutbox(Command):
+    """Drop a queued, failed or uncertain outbox message ("discard"); it is not sent."""
+
+    outbox_id: int
+
+
+@dataclass(frozen=True, kw_only=True)
 class Search(Command):
     query: str
     server: bool = False

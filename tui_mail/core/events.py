@@ -68,6 +68,7 @@ class SyncProgress(Event):
     activity: str  # "fetching", "flags", "listing", ...
     done: int
     total: int
+    bytes: int = 0  # bytes received so far for this activity, when known
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,6 +77,14 @@ class SyncFinished(Event):
     deleted: int = 0
     flag_changes: int = 0
     finished_at: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class SyncPlanned(Event):
+    """A dry run's plan for one folder ("" = the account's folder list), one line a step."""
+
+    folder: str
+    steps: tuple[str, ...]
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from tui_mail import paths
 from tui_mail.backends.base import ReceiveBackend, SendBackend
@@ -24,12 +24,21 @@ from tui_mail.core.flags import Flag, FlagSet
 from tui_mail.core.models import FolderRole, MessageRef, ServerId
 from tui_mail.store.account_store import AccountStore
 from tui_mail.store.journal import Journal
+from tui_mail.store.maildir import to_local_line_endings
 from tui_mail.store.seen import SeenServerIds
 from tui_mail.sync.backoff import Backoff
 from tui_mail.sync.download import DeletePolicy, download
-from tui_mail.sync.imap_sync import sync_account
-from tui_mail.sync.outbox import LOCAL_SENT, DeliveryResult, Outbox, describe, flush_outbox
+from tui_mail.sync.imap_sync import Executor, sync_account
+from tui_mail.sync.outbox import (
+    LOCAL_SENT,
+    DeliveryResult,
+    Outbox,
+    OutboxChanged,
+    describe,
+    flush_outbox,
+)
 from tui_mail.sync.outbox import State as OutboxState
+from tui_mail.sync.plan import APPEND, Step, plan_expunge, plan_transfer
 from tui_mail.sync.server_ops import push_pending, record_flag_change
 
 log = logging.getLogger(__name__)
@@ -40,8 +49,12 @@ Emit = Callable[[ev.Event], None]
 # login is not, and many servers throttle clients that poll more often.
 LOCAL_POLL_SECONDS = 60.0
 REMOTE_POLL_SECONDS = 300.0
-# Servers drop an IDLE after 30 minutes; RFC 2177 says re-issue it before 29.
-PUSH_WAIT_SECONDS = 25 * 60.0
+# RFC 2177 says re-issue IDLE before 29 minutes; NAT boxes often forget a silent
+# flow after about 10, and only a DONE that goes unanswered reveals a link that
+# died silently (a laptop that slept), so IDLE is renewed more often than that.
+PUSH_WAIT_SECONDS = 9 * 60.0
+# With push, the other folders are checked (LIST + one pipelined STATUS) this often.
+CHECK_SECONDS = 60.0
 
 
 class AccountWorker:
@@ -55,8 +68,10 @@ class AccountWorker:
         setup_error: str | None = None,
         *,
         poll: bool = True,
+        check_interval: float | None = None,
     ) -> None:
         self.poll = poll
+        self.check_interval = check_interval
         self.account = account
         self.name = account.name
         self.store = store
@@ -70,6 +85,11 @@ class AccountWorker:
         self._seen_ids: SeenServerIds | None = None
         self.journal = Journal(store.index)
         self._watcher: asyncio.Task[None] | None = None
+        self._checker: asyncio.Task[None] | None = None
+        self._online = asyncio.Event()  # the main connection is up (the push loop waits)
+        self._resync_on_connect = False  # a reconnect after a drop syncs everything
+        self._retry: asyncio.TimerHandle | None = None
+        self._queued_syncs: set[str | None] = set()  # automatic syncs already queued
         self._outbox_box: Outbox | None = None
         self._handlers: dict[type[cmd.Command], Callable[[cmd.Command], Awaitable[None]]] = {
             cmd.Connect: self._on_connect,
@@ -82,6 +102,8 @@ class AccountWorker:
             cmd.Append: self._on_append,  # type: ignore[dict-item]
             cmd.Send: self._on_send,  # type: ignore[dict-item]
             cmd.FlushOutbox: self._on_flush_outbox,  # type: ignore[dict-item]
+            cmd.RetryOutbox: self._on_retry_outbox,  # type: ignore[dict-item]
+            cmd.CancelOutbox: self._on_cancel_outbox,  # type: ignore[dict-item]
         }
 
     # ---------------------------------------------------------------- plumbing
@@ -105,6 +127,8 @@ class AccountWorker:
         """Seconds between automatic syncs, or None when the backend pushes changes."""
         if self.receive is None or self.receive.has(Capability.PUSH):
             return None
+        if self.check_interval:  # `sync --watch --interval`
+            return self.check_interval
         configured = self.account.receive.options.get("poll_interval")
         if isinstance(configured, (int, float)) and configured > 0:
             return float(configured)
@@ -115,18 +139,32 @@ class AccountWorker:
         if not self.poll or self._watcher is not None or self.receive is None:
             return
         if self.receive.has(Capability.PUSH):
-            fallback = float(
-                self.account.receive.options.get("poll_interval") or REMOTE_POLL_SECONDS
-            )
-            self._watcher = asyncio.create_task(self._push(fallback))
+            # IDLE follows one folder; a periodic STATUS of all of them catches the rest.
+            self._watcher = asyncio.create_task(self._push())
+            self._checker = asyncio.create_task(self._poll(self._check_seconds()))
         elif interval := self.poll_interval():
             self._watcher = asyncio.create_task(self._poll(interval))
+
+    def _check_seconds(self) -> float:
+        if self.check_interval:
+            return self.check_interval
+        configured = self.account.receive.options.get("poll_interval")
+        if isinstance(configured, (int, float)) and configured > 0:
+            return float(configured)
+        return CHECK_SECONDS
 
     async def _poll(self, interval: float) -> None:
         while True:
             await asyncio.sleep(interval)
-            if self.commands.empty():  # a queue already holding work will sync soon
-                self.submit(cmd.SyncNow())
+            if self.connected or self.is_local or self.store_is_final:
+                self._request_sync()
+
+    def _request_sync(self, folder: str | None = None) -> None:
+        """Queue an automatic sync unless one that covers it is already waiting."""
+        if None in self._queued_syncs or folder in self._queued_syncs:
+            return
+        self._queued_syncs.add(folder)
+        self.submit(cmd.SyncNow(folder=folder))
 
     async def run(self) -> None:
         """Serve commands until `Shutdown`. Never lets an exception escape."""
@@ -149,8 +187,11 @@ class AccountWorker:
                     return
                 await self.handle(command)
         finally:
-            if self._watcher is not None:
-                self._watcher.cancel()
+            for task in (self._watcher, self._checker):
+                if task is not None:
+                    task.cancel()
+            if self._retry is not None:
+                self._retry.cancel()
             await self._close()
 
     async def handle(self, command: cmd.Command) -> None:
@@ -188,6 +229,7 @@ class AccountWorker:
                 except Exception:  # closing is best effort by contract
                     log.debug("close failed", exc_info=True)
         self.connected = False
+        self._online.clear()
 
     def _require_receive(self) -> ReceiveBackend:
         if self.receive is None:
@@ -208,19 +250,39 @@ class AccountWorker:
             self.emit(ev.ConnectionChanged, state=ev.ConnectionState.AUTH_FAILED, detail=str(exc))
             raise
         except MailError as exc:
-            delay = self.backoff.next_delay()
+            # A certificate or config problem will not fix itself: no retry loop.
+            retry = self.poll and getattr(exc, "retryable", True)
+            delay = self.backoff.next_delay() if retry else None
             self.emit(
                 ev.ConnectionChanged,
                 state=ev.ConnectionState.OFFLINE,
                 detail=str(exc),
                 retry_in=delay,
             )
-            asyncio.get_running_loop().call_later(delay, self.submit, cmd.Connect())
+            if delay is not None:
+                self._schedule_reconnect(delay)
             raise
         self.backoff.reset()
         self.connected = True
+        self._online.set()
         self.emit(ev.ConnectionChanged, state=ev.ConnectionState.CONNECTED)
         self._start_watching()
+        if self._resync_on_connect:
+            # Back after a drop: whatever changed meanwhile, on either side, is synced now.
+            self._resync_on_connect = False
+            self._request_sync()
+
+    def _schedule_reconnect(self, delay: float) -> None:
+        # One pending attempt at a time, however many commands failed meanwhile.
+        if self._retry is not None:
+            self._retry.cancel()
+        self._retry = asyncio.get_running_loop().call_later(delay, self._reconnect)
+
+    def _reconnect(self) -> None:
+        self._retry = None
+        self._resync_on_connect = True
+        if not self.connected:
+            self.submit(cmd.Connect())
 
     async def _on_disconnect(self, _: cmd.Command) -> None:
         await self._close()
@@ -244,6 +306,7 @@ class AccountWorker:
         self.emit(ev.FoldersListed, folders=tuple(folders))
 
     async def _on_sync(self, command: cmd.SyncNow) -> None:
+        self._queued_syncs.discard(command.folder)
         backend = self._require_receive()
         if not self.is_local:
             if backend.has(Capability.SERVER_FLAGS):
@@ -314,36 +377,68 @@ class AccountWorker:
         )
 
     async def _mirror(self, command: cmd.SyncNow) -> None:
-        """Servers that keep flags and folders (IMAP): push our changes, then mirror theirs."""
-        if command.dry_run:
-            raise Unsupported(f"{self.name}: --dry-run is not available for IMAP yet")
+        """Servers that keep flags and folders (IMAP): one plan per folder pushes our
+        changes and mirrors theirs (sync/plan.py); a dry run only reports the plan."""
         backend = self._require_receive()
         if not self.connected:
             await self._on_connect(command)
         self.emit(ev.ConnectionChanged, state=ev.ConnectionState.SYNCING)
 
-        def progress(folder: str, done: int, total: int) -> None:
-            self.emit(ev.SyncProgress, folder=folder, activity="fetching", done=done, total=total)
+        def progress(folder: str, done: int, total: int, nbytes: int) -> None:
+            self.emit(
+                ev.SyncProgress,
+                folder=folder,
+                activity="fetching",
+                done=done,
+                total=total,
+                bytes=nbytes,
+            )
 
         try:
-            pushed = await push_pending(backend, self.store, self.journal)
-            result = await sync_account(backend, self.store, progress, command.folder)
+            result = await sync_account(
+                backend,
+                self.store,
+                progress,
+                command.folder,
+                journal=self.journal,
+                dry_run=command.dry_run,
+            )
+            confirmed = result.confirmed
+            if not command.dry_run:
+                # Changes in folders this run did not sync (one folder only, or gone).
+                confirmed += (await push_pending(backend, self.store, self.journal)).confirmed
         except AuthError as exc:
             self.emit(ev.ConnectionChanged, state=ev.ConnectionState.AUTH_FAILED, detail=str(exc))
             raise
         except ConnectError as exc:
             await self._connection_lost(exc)
             raise
-        if pushed.confirmed:
-            self.emit(ev.FlagsConfirmed, refs=pushed.confirmed)
         self.emit(ev.ConnectionChanged, state=ev.ConnectionState.CONNECTED)
+        if command.dry_run:
+            planned = result.describe()
+            for folder_name, lines in planned or [("", ["nothing to do"])]:
+                self.emit(ev.SyncPlanned, folder=folder_name, steps=tuple(lines))
+            return
+        if confirmed:
+            self.emit(ev.FlagsConfirmed, refs=confirmed)
         for folder in result.folders:
-            if folder.fetched or folder.removed or folder.flag_changes:
+            if folder.fetched or folder.removed or folder.flag_changes or folder.appended:
                 self.emit(
                     ev.MessagesChanged,
                     folder=folder.folder,
                     added=folder.fetched,
                     removed=folder.removed,
+                )
+            if folder.uidvalidity_changed:
+                # The user must hear of it: the server renumbered every message.
+                self.emit(
+                    ev.BackendError,
+                    message=(
+                        f"{folder.folder}: the server reset this folder (UIDVALIDITY changed); "
+                        f"{folder.rematched} local copies matched again by Message-ID, "
+                        f"{folder.fetched} downloaded, nothing deleted"
+                    ),
+                    retryable=False,
                 )
         await self._on_list_folders(command)
         for folder_name, message in result.errors.items():
@@ -356,22 +451,31 @@ class AccountWorker:
             finished_at=time.time(),
         )
 
-    async def _push(self, interval_if_unsupported: float) -> None:
-        """Follow the server's pushes (IDLE) on their own connection; sync on each."""
+    async def _push(self) -> None:
+        """Follow the server's pushes (IDLE) on their own connection; sync on each.
+
+        Runs only while the main connection is up. When the push connection
+        dies, a sync finds out whether the server is gone (then the worker
+        shows offline and reconnects with backoff) or only that link was.
+        """
         backend = self._require_receive()
-        backoff = Backoff()
+        folder = str(getattr(backend, "push_folder", "INBOX"))
+        failures = 0
         while True:
+            await self._online.wait()
             try:
                 changed = await backend.wait_for_push(timeout=PUSH_WAIT_SECONDS)
             except Unsupported:
-                await self._poll(interval_if_unsupported)
-                return
-            except MailError:
-                await asyncio.sleep(backoff.next_delay())
+                return  # no IDLE: the periodic check covers every folder
+            except MailError as exc:
+                log.info("account %s: push connection lost: %s", self.name, exc)
+                self._request_sync()
+                failures += 1
+                await asyncio.sleep(min(30.0, float(failures)))  # let that sync decide first
                 continue
-            backoff.reset()
-            if changed and self.commands.empty():
-                self.submit(cmd.SyncNow(folder="INBOX"))
+            failures = 0
+            if changed:
+                self._request_sync(folder)
 
     def _seen(self) -> SeenServerIds:
         if self._seen_ids is None:
@@ -386,12 +490,13 @@ class AccountWorker:
             except Exception:  # the link is already broken; nothing more to do
                 log.debug("abort failed", exc_info=True)
         self.connected = False
-        delay = self.backoff.next_delay()
+        self._online.clear()
+        delay = self.backoff.next_delay() if self.poll else None
         self.emit(
             ev.ConnectionChanged, state=ev.ConnectionState.OFFLINE, detail=str(exc), retry_in=delay
         )
-        if self.poll:
-            asyncio.get_running_loop().call_later(delay, self.submit, cmd.SyncNow())
+        if delay is not None:
+            self._schedule_reconnect(delay)
 
     # ---------------------------------------------------------------- message operations
 
@@ -486,39 +591,66 @@ class AccountWorker:
         the target's copy then arrives by the sync with its new UID, so the
         store never holds the same message twice.
         """
-        backend = self._require_receive()
-        if not self.connected:
-            await self._on_connect(cmd.Connect())
-        try:
-            for folder, pairs in self._server_ids(refs).items():
-                ids = [server for _, server in pairs]
-                if copy:
-                    await backend.copy(folder, ids, to_folder)
-                    continue
-                await backend.move(folder, ids, to_folder)
-                for ref, _ in pairs:
-                    await asyncio.to_thread(self.store.remove, ref)
-                self.emit(ev.MessagesChanged, folder=folder, removed=len(pairs))
-        except ConnectError as exc:
-            await self._connection_lost(exc)
-            raise
+        steps = plan_transfer(self._pairs(refs), to_folder, copy=copy)
+        await self._execute(steps, refs)
         await self._mirror(cmd.SyncNow(folder=to_folder))
 
     async def _server_expunge(self, refs: tuple[MessageRef, ...]) -> None:
+        await self._execute(plan_expunge(self._pairs(refs)), refs)
+        await self._on_list_folders(cmd.ListFolders())
+
+    def _pairs(self, refs: tuple[MessageRef, ...]) -> list[tuple[str, int, str, ServerId]]:
+        pairs = []
+        for folder, items in self._server_ids(refs).items():
+            for ref, server in items:
+                info = self.store.index.file_info(self.name, ref.folder, ref.key)
+                pairs.append((folder, info.id if info else (ref.id or 0), ref.key, server))
+        return pairs
+
+    async def _execute(self, steps: Sequence[Step], refs: tuple[MessageRef, ...]) -> None:
+        """Run a plan of server operations; the local copies change after the server's OK."""
         backend = self._require_receive()
         if not self.connected:
             await self._on_connect(cmd.Connect())
-        for folder, pairs in self._server_ids(refs).items():
-            await backend.remove_from_server(folder, [server for _, server in pairs])
-            for ref, _ in pairs:
-                await asyncio.to_thread(self.store.remove, ref)
-            self.emit(ev.MessagesChanged, folder=folder, removed=len(pairs))
-        await self._on_list_folders(cmd.ListFolders())
+        executor = Executor(backend, self.store, self.journal)
+        try:
+            await executor.run(steps)
+        except ConnectError as exc:
+            await self._connection_lost(exc)
+            raise
+        finally:
+            if executor.removed:
+                for folder in sorted({r.folder for r in refs}):
+                    self.emit(ev.MessagesChanged, folder=folder, removed=executor.removed)
 
     async def _on_append(self, command: cmd.Append) -> None:
+        """Store a message into a folder. For a server account it is kept here at
+        once (pending) and journalled; the folder's sync APPENDs it and records its
+        UID, so it is never downloaded back as a second copy, and an append made
+        offline is replayed at the next sync."""
         letters = FlagSet(frozenset(command.flags)).to_maildir()
-        await asyncio.to_thread(self.store.deliver, command.folder, command.raw, letters)
-        self._announce_folders({command.folder})
+        if self.store_is_final:
+            await asyncio.to_thread(self.store.deliver, command.folder, command.raw, letters)
+            self._announce_folders({command.folder})
+            return
+        raw = to_local_line_endings(command.raw)
+
+        def store_and_journal() -> MessageRef:
+            with self.store.index.transaction():
+                ref = self.store.deliver(command.folder, raw, letters)
+                assert ref.id is not None
+                self.store.index.set_pending([ref.id], True)
+                self.journal.add(
+                    self.name, APPEND, {"id": ref.id, "folder": ref.folder, "key": ref.key}
+                )
+            return ref
+
+        ref = await asyncio.to_thread(store_and_journal)
+        self._announce_folders({ref.folder})
+        try:
+            await self._mirror(cmd.SyncNow(folder=ref.folder))
+        except ConnectError:
+            pass  # kept and journalled: the next sync uploads it (the offline state is shown)
 
     async def _on_send(self, command: cmd.Send) -> None:
         """Queue durably first, then try to deliver; a failure leaves it queued."""
@@ -536,6 +668,19 @@ class AccountWorker:
 
     async def _on_flush_outbox(self, command: cmd.FlushOutbox) -> None:
         await self._flush(force=command.force)
+
+    async def _on_retry_outbox(self, command: cmd.RetryOutbox) -> None:
+        """Retry (failed) or resend (uncertain): the user decided, so deliver now."""
+        await asyncio.to_thread(self._outbox().retry, command.outbox_id)
+        await self._flush()
+
+    async def _on_cancel_outbox(self, command: cmd.CancelOutbox) -> None:
+        box = self._outbox()
+        await asyncio.to_thread(box.cancel, command.outbox_id)
+        # A cancel is no delivery, so flush_outbox would not report it: say it here.
+        self._emit(OutboxChanged(account=self.name, entries=tuple(box.entries(self.name))))
+        if self.send_backend is not None:
+            await self._flush()
 
     def _outbox(self) -> Outbox:
         if self._outbox_box is None:

@@ -1,66 +1,87 @@
 """Mirror an IMAP account into the local store, by UID, one folder at a time.
 
-Pure-ish: it talks only to a `ReceiveBackend` (the UID-sync methods) and an
+It talks only to a `ReceiveBackend` (the UID-sync methods) and an
 `AccountStore`, so tests drive it against the real Dovecot and a store in a
 temporary folder. The worker (sync/account.py) decides when to call it.
 
-Per folder (`sync_folder`):
+Every decision is made by the pure planner in `plan.py` (read its module doc
+for the rules: UIDVALIDITY changes, new mail, deletions, the flag conflict
+rule). This module does the I/O around it:
 
-1. SELECT gives UIDVALIDITY, UIDNEXT and HIGHESTMODSEQ; the index holds the
-   values saved by the last complete sync of the folder.
-2. UIDVALIDITY changed (or first sync with local messages that have no
-   server id): every local copy loses its old UID - it stays in the Maildir
-   and the index as a message with no server id, never deleted - and is
-   re-matched by Message-ID against the server's messages (unique matches
-   only). Matched copies get their new UID and are not downloaded again;
-   server messages that match nothing are downloaded; local copies that
-   match nothing stay local (no server id), so no mail is lost. A stale UID
-   can then never reach the server: the backend refuses ServerIds of an
-   older UIDVALIDITY.
-3. New messages: UIDs above the highest one known (and above UIDNEXT-1 of
-   the last sync), streamed and stored in batches (files fsynced, then one
-   index transaction per batch).
-4. Flags: with CONDSTORE, only messages changed since the saved
-   HIGHESTMODSEQ (nothing at all if it did not move); else every FLAGS.
-   Conflict rule: a message with a local change not yet pushed (`pending`
-   in the index) keeps its local flags; the journal pushes them later.
-   Maildir letters we do not map (other tools' keywords) are kept.
-5. Expunges: known UIDs the server no longer has lose their local copy
-   (QRESYNC VANISHED since the saved HIGHESTMODSEQ, else a UID listing).
-   This only ever deletes locally, and only what the server said is gone.
-6. Only then is the folder state saved, so a sync cut short is redone from
-   the previous state, and the messages it did store are known by UID.
+1. **gather**: the folder's saved state, index rows and journal entries;
+   SELECT (or, for the whole account, one pipelined STATUS of every folder:
+   with CONDSTORE a folder whose UIDVALIDITY, UIDNEXT and HIGHESTMODSEQ did
+   not move is skipped without a SELECT), then the read-only commands
+   `plan_reads` asks for;
+2. **plan**: `plan_folder` / `plan_folders`;
+3. **execute**: the steps in order. New messages are streamed and stored in
+   batches (files fsynced, then one index transaction per batch); the
+   folder state is saved last, so a sync cut short is redone from the
+   previous state, and the messages it did store are known by UID.
 
-`sync_account` lists the server's folders, follows renames (a folder gone
-and a new one with the same UIDVALIDITY: Dovecot keeps it across RENAME),
-creates new ones, and removes a local folder only when the server folder is
-gone, it was synced from the server before, and it holds no local message
-that the server does not have (no server id, or a pending change).
+With `dry_run` the plan is returned instead of executed: the backend is put
+in read-only mode (EXAMINE; any write raises) and nothing touches the store.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from tui_mail.backends.base import FolderState as RemoteState
-from tui_mail.backends.base import ReceiveBackend, RemoteFolder
+from tui_mail.backends.base import ReceiveBackend, SearchTerm
 from tui_mail.core.capabilities import Capability
-from tui_mail.core.errors import ProtocolError
-from tui_mail.core.flags import FlagSet, normalise_maildir_letters
+from tui_mail.core.errors import ConnectError, MailError, ProtocolError, Unsupported
+from tui_mail.core.flags import Flag, FlagSet
 from tui_mail.core.models import FolderRole, MessageRef, ServerId
 from tui_mail.store.account_store import AccountStore
-from tui_mail.store.index import FolderState as LocalState
+from tui_mail.store.journal import Journal
 from tui_mail.store.maildir import INBOX, is_inbox, to_local_line_endings
 from tui_mail.store.parse import parse_message
+from tui_mail.sync.backoff import Backoff
+from tui_mail.sync.plan import (
+    APPEND,
+    SET_FLAGS,
+    Answers,
+    AppendRemote,
+    CreateFolder,
+    DeleteLocal,
+    DeleteRemote,
+    DropChange,
+    Fetch,
+    FolderPlan,
+    ForgetServerIds,
+    KeepFolder,
+    LocalChange,
+    LocalMessage,
+    MoveRemote,
+    PushFlags,
+    Reads,
+    Rematch,
+    RemoteFolderInfo,
+    RemoveFolder,
+    RenameFolder,
+    SavedState,
+    SaveState,
+    ServerState,
+    SetLocalFlags,
+    SetRole,
+    Step,
+    current_uids,
+    folders_needing_validity,
+    plan_folder,
+    plan_folders,
+    plan_reads,
+    unchanged,
+)
 
 log = logging.getLogger(__name__)
 
-#: (folder, done, total): messages downloaded so far in that folder
-Progress = Callable[[str, int, int], None]
+#: (folder, done, total, bytes): messages (and bytes) downloaded so far in that folder
+Progress = Callable[[str, int, int, int], None]
 
 # Messages per store transaction (and directory fsync) while downloading.
 DELIVER_BATCH = 500
@@ -77,6 +98,12 @@ class FolderSyncResult:
     rematched: int = 0  # local copies given their new UID after a UIDVALIDITY change
     uidvalidity_changed: bool = False
     skipped: int = 0  # too large to download (backend's max_message_size)
+    pushed: int = 0  # local flag changes the server confirmed
+    appended: int = 0  # local additions stored on the server
+    confirmed: tuple[MessageRef, ...] = ()
+    errors: tuple[str, ...] = ()  # pushes or appends the server refused (retried later)
+    plan: FolderPlan | None = None  # what was (or, dry run, would be) done
+    unchanged: bool = False  # STATUS showed nothing new: not even selected
 
 
 @dataclass
@@ -87,6 +114,7 @@ class AccountSyncResult:
     removed: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)  # gone on the server, kept for local mail
     errors: dict[str, str] = field(default_factory=dict)  # folder -> message
+    folder_steps: list[Step] = field(default_factory=list)  # the account-level plan
 
     @property
     def fetched(self) -> int:
@@ -96,36 +124,68 @@ class AccountSyncResult:
     def flag_changes(self) -> int:
         return sum(f.flag_changes for f in self.folders)
 
+    @property
+    def confirmed(self) -> tuple[MessageRef, ...]:
+        return tuple(r for f in self.folders for r in f.confirmed)
 
-@dataclass(frozen=True)
-class _Row:
-    id: int
-    key: str
-    flags: str
-    uidvalidity: int | None
-    pending: bool
+    def describe(self) -> list[tuple[str, list[str]]]:
+        """(folder, lines) of everything planned: what `--dry-run` prints."""
+        out: list[tuple[str, list[str]]] = []
+        account_lines = [s.describe() for s in self.folder_steps if not isinstance(s, SetRole)]
+        if account_lines:
+            out.append(("", account_lines))
+        for f in self.folders:
+            if f.plan is not None and f.plan.changes_anything:
+                # A dry run creates nothing, so each new folder's own plan repeats it.
+                lines = [line for line in f.plan.describe() if line not in account_lines]
+                if lines:
+                    out.append((f.folder, lines))
+        return out
 
 
-# --------------------------------------------------------------------------- index reads
+# --------------------------------------------------------------------------- gathering
 
 
-def _rows_with_uid(store: AccountStore, folder: str) -> dict[int, _Row]:
+def _messages(store: AccountStore, folder: str) -> list[LocalMessage]:
     rows = store.index.execute_read(
-        "SELECT uid, id, key, flags, uidvalidity, pending FROM messages"
-        " WHERE account = ? AND folder = ? AND uid IS NOT NULL",
+        "SELECT id, key, uid, uidvalidity, flags, message_id, pending FROM messages"
+        " WHERE account = ? AND folder = ?",
         (store.account, folder),
     )
-    return {r[0]: _Row(r[1], r[2], r[3], r[4], bool(r[5])) for r in rows}
+    return [LocalMessage(r[0], r[1], r[2], r[3], r[4] or "", r[5] or "", bool(r[6])) for r in rows]
 
 
-def _orphans(store: AccountStore, folder: str) -> list[tuple[int, str, str, str, bool]]:
-    """(id, key, flags, message_id, pending) of rows without a server UID."""
-    rows = store.index.execute_read(
-        "SELECT id, key, flags, message_id, pending FROM messages"
-        " WHERE account = ? AND folder = ? AND uid IS NULL",
-        (store.account, folder),
-    )
-    return [(r[0], r[1], r[2], r[3], bool(r[4])) for r in rows]
+def _saved_states(store: AccountStore) -> dict[str, SavedState]:
+    return {
+        s.name: SavedState(s.uidvalidity, s.uidnext, s.highestmodseq, s.role)
+        for s in store.index.folder_states(store.account)
+    }
+
+
+def load_changes(journal: Journal, account: str) -> list[LocalChange]:
+    """The journal's flag changes and additions, oldest first, as planner input."""
+    now = time.time()
+    out: list[LocalChange] = []
+    for e in journal.pending(account):
+        if e.op not in (SET_FLAGS, APPEND):
+            continue
+        p = e.payload
+        try:
+            out.append(
+                LocalChange(
+                    entry=e.id,
+                    op=e.op,
+                    msg_id=int(p["id"]),
+                    folder=str(p["folder"]),
+                    key=str(p.get("key", "")),
+                    add=frozenset(Flag(v) for v in p.get("add", ())),
+                    remove=frozenset(Flag(v) for v in p.get("remove", ())),
+                    due=e.next_attempt <= now,
+                )
+            )
+        except (KeyError, ValueError, TypeError):
+            log.warning("account %s: journal entry %d is unreadable; skipped", account, e.id)
+    return out
 
 
 def unsynced_count(store: AccountStore, folder: str) -> int:
@@ -138,10 +198,34 @@ def unsynced_count(store: AccountStore, folder: str) -> int:
     return int(rows[0][0])
 
 
-def _merged_letters(server: FlagSet, local_letters: str) -> str:
-    """Server flags, plus the local letters we do not map (kept for other tools)."""
-    local = FlagSet.from_maildir(local_letters)
-    return FlagSet(server.flags, local.extra_letters).to_maildir()
+def _server_state(state: RemoteState, folder: str) -> ServerState:
+    if state.uidvalidity is None:
+        raise ProtocolError(f"the server sent no UIDVALIDITY for {folder!r}")
+    return ServerState(state.uidvalidity, state.uidnext, state.highestmodseq, state.exists)
+
+
+async def _read(
+    backend: ReceiveBackend, folder: str, reads: Reads, known: Sequence[int]
+) -> Answers:
+    """Run the read-only commands the planner asked for."""
+    if reads.message_ids:
+        headers = await backend.fetch_header_fields(folder, ["MESSAGE-ID"])
+        return Answers(
+            message_ids=[(uid, parse_message(h).message_id or "", f) for uid, h, f in headers]
+        )
+    uids: Sequence[int] = ()
+    flags: list[tuple[int, FlagSet]] = []
+    gone: Sequence[int] = ()
+    if reads.list_from is not None:
+        uids = await backend.list_uids(folder, reads.list_from)
+    if reads.flags:
+        flags = [(u, f) for u, f, _ in await backend.fetch_flags(folder, reads.flags_since)]
+    if reads.expunged and known:
+        if reads.expunged_since is not None:
+            gone = await backend.expunged(folder, known, reads.expunged_since)
+        else:
+            gone = await backend.expunged(folder, known)
+    return Answers(uids=uids, flags=flags, expunged=gone)
 
 
 # --------------------------------------------------------------------------- one folder
@@ -152,149 +236,309 @@ async def sync_folder(
     store: AccountStore,
     folder: str,
     progress: Progress | None = None,
+    *,
+    journal: Journal | None = None,
+    changes: Sequence[LocalChange] | None = None,
+    dry_run: bool = False,
+    source: str | None = None,
 ) -> FolderSyncResult:
-    """Bring the local copy of `folder` in line with the server (see module doc)."""
+    """Bring the local copy of `folder` in line with the server (see plan.py).
+
+    `journal`: push the account's pending flag changes and additions for
+    this folder as part of the plan. `source`: where the folder's local copy
+    is now (a dry run plans a rename it does not perform).
+    """
     folder = INBOX if is_inbox(folder) else folder
+    src = source or folder
     account = store.account
-    index = store.index
-    local: LocalState | None = await asyncio.to_thread(index.folder_state, account, folder)
-    remote = await backend.folder_state(folder)
-    if remote.uidvalidity is None:
-        raise ProtocolError(f"the server sent no UIDVALIDITY for {folder!r}")
-    if folder != INBOX:
-        await asyncio.to_thread(store.create_folder, folder)  # idempotent
-
-    had_state = local is not None and local.uidvalidity is not None
-    same_validity = had_state and local is not None and local.uidvalidity == remote.uidvalidity
-    validity_changed = had_state and not same_validity
-
-    rematched = 0
-    orphans = await asyncio.to_thread(_orphans, store, folder)
-    if validity_changed:
-        # Step 2: every old UID is void. Clear them first (durably), then re-match.
-        rows = await asyncio.to_thread(_rows_with_uid, store, folder)
-        await asyncio.to_thread(_clear_server_ids, store, [r.id for r in rows.values()])
+    saved = (await asyncio.to_thread(_saved_states, store)).get(src)
+    remote = _server_state(await backend.folder_state(folder), folder)
+    messages = await asyncio.to_thread(_messages, store, src)
+    if changes is None:
+        changes = await asyncio.to_thread(load_changes, journal, account) if journal else []
+    # A change belongs to the folder its message is in now; one whose message is
+    # gone from every folder is settled by push_pending (it finds no server id).
+    ids = {m.id for m in messages}
+    mine = [c for c in changes if c.msg_id in ids]
+    exists = folder == INBOX or await asyncio.to_thread(_folder_exists, store, src)
+    condstore = backend.has(Capability.CONDSTORE)
+    reads = plan_reads(
+        saved, remote, messages, condstore=condstore, qresync=backend.has(Capability.QRESYNC)
+    )
+    answers = await _read(backend, folder, reads, current_uids(saved, remote, messages))
+    plan = plan_folder(
+        folder, saved, remote, messages, mine, answers, reads=reads, exists_locally=exists
+    )
+    if plan.uidvalidity_changed:
         log.warning(
-            "account %s: UIDVALIDITY of %r changed (%s -> %s); re-matching %d local messages",
+            "account %s: UIDVALIDITY of %r changed (%s -> %s); re-matching local messages",
             account,
             folder,
-            local.uidvalidity if local else None,
+            saved.uidvalidity if saved else None,
             remote.uidvalidity,
-            len(rows),
         )
-        orphans = await asyncio.to_thread(_orphans, store, folder)
-    if orphans and not same_validity:
-        rematched = await _rematch(backend, store, folder, remote, orphans)
-
-    rows = await asyncio.to_thread(_rows_with_uid, store, folder)
-    # Rows of another UIDVALIDITY cannot be here after step 2; never trust them anyway.
-    rows = {u: r for u, r in rows.items() if r.uidvalidity in (None, remote.uidvalidity)}
-
-    # Step 3: new messages.
-    last = max(rows, default=0)
-    if same_validity and local is not None and local.uidnext:
-        last = max(last, local.uidnext - 1)
-    if same_validity and remote.uidnext is not None and remote.uidnext - 1 <= last:
-        new_uids: list[int] = []  # UIDNEXT did not move: nothing new, no SEARCH needed
-    elif remote.exists == 0:
-        new_uids = []
-    else:
-        start = last + 1 if same_validity else 1
-        new_uids = [u for u in await backend.list_uids(folder, start) if u not in rows]
-    fetched = await _download(backend, store, folder, new_uids, progress)
-    skipped = len(getattr(backend, "skipped", {}).get(folder, ()))
-
-    # Steps 4 and 5, for the messages known before this run.
-    flag_changes = removed = 0
-    if rows:
-        # CONDSTORE: every flag change and expunge raises HIGHESTMODSEQ, so an
-        # unchanged value means nothing happened, and a changed one says since when.
-        use_modseq = (
-            same_validity
-            and backend.has(Capability.CONDSTORE)
-            and local is not None
-            and local.highestmodseq is not None
-            and remote.highestmodseq is not None
+    if dry_run:
+        return FolderSyncResult(
+            folder=folder,
+            fetched=plan.fetch_count,
+            removed=len(plan.of(DeleteLocal)),
+            flag_changes=len(plan.of(SetLocalFlags)),
+            rematched=len(plan.of(Rematch)),
+            uidvalidity_changed=plan.uidvalidity_changed,
+            plan=plan,
         )
-        since = local.highestmodseq if use_modseq and local is not None else None
-        if use_modseq and since == remote.highestmodseq:
-            updates: Sequence[tuple[int, FlagSet, int | None]] = []
-            gone: Sequence[int] = []
+    return await Executor(backend, store, journal, progress).run_folder(plan)
+
+
+def _folder_exists(store: AccountStore, folder: str) -> bool:
+    return (store.maildir.folder_path(folder) / "cur").is_dir()
+
+
+# --------------------------------------------------------------------------- executing
+
+
+class Executor:
+    """Applies steps in order; the only code here that writes store or server."""
+
+    def __init__(
+        self,
+        backend: ReceiveBackend,
+        store: AccountStore,
+        journal: Journal | None = None,
+        progress: Progress | None = None,
+    ) -> None:
+        self.backend = backend
+        self.store = store
+        self.journal = journal
+        self.progress = progress
+        self.fetched = 0
+        self.removed = 0
+        self.flag_changes = 0
+        self.rematched = 0
+        self.pushed = 0
+        self.appended = 0
+        self.confirmed: list[MessageRef] = []
+        self.errors: list[str] = []
+        self.result = AccountSyncResult()
+
+    def _ref(self, folder: str, key: str, msg_id: int | None) -> MessageRef:
+        return MessageRef(self.store.account, folder, key, msg_id)
+
+    async def run_folder(self, plan: FolderPlan) -> FolderSyncResult:
+        await self.run(plan.steps)
+        skipped = len(getattr(self.backend, "skipped", {}).get(plan.folder, ()))
+        return FolderSyncResult(
+            folder=plan.folder,
+            fetched=self.fetched,
+            removed=self.removed,
+            flag_changes=self.flag_changes,
+            rematched=self.rematched,
+            uidvalidity_changed=plan.uidvalidity_changed,
+            skipped=skipped,
+            pushed=self.pushed,
+            appended=self.appended,
+            confirmed=tuple(self.confirmed),
+            errors=tuple(self.errors),
+            plan=plan,
+        )
+
+    async def run(self, steps: Sequence[Step]) -> None:
+        """Run `steps`; runs of the same kind go together (one transaction, one STORE)."""
+        i = 0
+        while i < len(steps):
+            kind = type(steps[i])
+            j = i
+            while j < len(steps) and type(steps[j]) is kind:
+                j += 1
+            await self._run_group(kind, steps[i:j])
+            i = j
+
+    async def _run_group(self, kind: type[Step], steps: Sequence[Step]) -> None:
+        store = self.store
+        if kind is SetLocalFlags:
+            await asyncio.to_thread(self._set_local_flags, steps)
+        elif kind is Rematch:
+            await asyncio.to_thread(self._rematch, steps)
+        elif kind is DeleteLocal:
+            await asyncio.to_thread(self._delete_local, steps)
+        elif kind is PushFlags:
+            await self._push(steps)
         else:
-            updates = await backend.fetch_flags(folder, since)
-            if since is not None and backend.has(Capability.QRESYNC):
-                gone = await backend.expunged(folder, sorted(rows), since)
+            for step in steps:
+                await self._one(step, store)
+
+    async def _one(self, step: Step, store: AccountStore) -> None:
+        match step:
+            case CreateFolder(folder=f):
+                await asyncio.to_thread(store.create_folder, f)
+                self.result.created.append(f)
+            case RenameFolder(folder=old, new=new):
+                await asyncio.to_thread(store.rename_folder, old, new)
+                self.result.renamed.append((old, new))
+                log.info(
+                    "account %s: folder %r was renamed to %r on the server", store.account, old, new
+                )
+            case RemoveFolder(folder=f, on_disk=on_disk):
+                if on_disk:
+                    await asyncio.to_thread(store.delete_folder, f, True)
+                else:
+                    await asyncio.to_thread(store.index.remove_folder, store.account, f)
+                await asyncio.to_thread(store.index.delete_folder_state, store.account, f)
+                self.result.removed.append(f)
+            case KeepFolder(folder=f):
+                self.result.kept.append(f)
+                log.warning(
+                    "account %s: folder %r is gone on the server but holds local mail; kept",
+                    store.account,
+                    f,
+                )
+            case SetRole(folder=f, role=role):
+                await asyncio.to_thread(store.index.set_folder_state, store.account, f, role=role)
+            case ForgetServerIds(ids=ids):
+                await asyncio.to_thread(self._forget, ids)
+            case DropChange(entry=entry, msg_id=msg_id, last=last):
+                await asyncio.to_thread(self._settle, entry, msg_id, last)
+            case AppendRemote():
+                await self._append(step)
+            case Fetch(folder=f, uids=uids):
+                self.fetched += await _download(self.backend, store, f, uids, self.progress)
+            case SaveState(folder=f, uidvalidity=v, uidnext=n, highestmodseq=m):
+                await asyncio.to_thread(
+                    store.index.set_folder_state,
+                    store.account,
+                    f,
+                    uidvalidity=v,
+                    uidnext=n,
+                    highestmodseq=m,
+                )
+            case DeleteRemote(folder=f, ids=ids):
+                await self.backend.remove_from_server(f, list(ids))
+            case MoveRemote(folder=f, ids=ids, to_folder=to, copy=copy):
+                if copy:
+                    await self.backend.copy(f, list(ids), to)
+                else:
+                    await self.backend.move(f, list(ids), to)
+            case _:
+                raise TypeError(f"no executor for {type(step).__name__}")
+
+    # -- local writes (run in a thread; one transaction per group)
+
+    def _forget(self, ids: Sequence[int]) -> None:
+        with self.store.index.transaction():
+            for msg_id in ids:
+                self.store.index.set_server_id(msg_id, ServerId())
+
+    def _rematch(self, steps: Sequence[Step]) -> None:
+        with self.store.index.transaction():
+            for s in steps:
+                assert isinstance(s, Rematch)
+                self.store.index.set_server_id(
+                    s.msg_id, ServerId(uid=s.uid, uidvalidity=s.uidvalidity)
+                )
+                self.rematched += 1
+
+    def _set_local_flags(self, steps: Sequence[Step]) -> None:
+        with self.store.index.transaction():
+            for s in steps:
+                assert isinstance(s, SetLocalFlags)
+                self.store.set_flags(self._ref(s.folder, s.key, s.msg_id), s.letters, s.pending)
+                self.flag_changes += 1
+
+    def _delete_local(self, steps: Sequence[Step]) -> None:
+        for s in steps:
+            assert isinstance(s, DeleteLocal)
+            self.store.remove(self._ref(s.folder, s.key, s.msg_id))
+            self.removed += 1
+
+    def _settle(self, entry: int, msg_id: int, last: bool) -> None:
+        """A journal entry is done with: drop it; the last one clears `pending`."""
+        if self.journal is not None:
+            self.journal.mark_done(entry)
+        if last:
+            self.store.index.set_pending([msg_id], False)
+
+    def _failed(self, entry: int, error: str) -> None:
+        if self.journal is None:
+            return
+        found = self.journal.get(entry)
+        delay = Backoff(attempts=found.attempts if found else 0).next_delay()
+        self.journal.mark_failed(entry, error, time.time() + delay)
+
+    # -- server writes
+
+    async def _push(self, steps: Sequence[Step]) -> None:
+        """STORE the changes; consecutive ones with the same flags go in one command."""
+        pushes = [s for s in steps if isinstance(s, PushFlags)]
+        i = 0
+        while i < len(pushes):
+            first = pushes[i]
+            group = [first]
+            seen = {first.msg_id}
+            j = i + 1
+            while (
+                j < len(pushes)
+                and (pushes[j].add, pushes[j].remove, pushes[j].folder)
+                == (first.add, first.remove, first.folder)
+                and pushes[j].msg_id not in seen  # order matters for one message's changes
+            ):
+                group.append(pushes[j])
+                seen.add(pushes[j].msg_id)
+                j += 1
+            i = j
+            try:
+                await self.backend.set_flags(
+                    first.folder, [s.server_id for s in group], first.add, first.remove
+                )
+            except ConnectError:
+                raise
+            except MailError as exc:
+                for s in group:
+                    await asyncio.to_thread(self._failed, s.entry, str(exc))
+                self.errors.append(str(exc))
+                continue
+            for s in group:
+                await asyncio.to_thread(self._settle, s.entry, s.msg_id, s.last)
+                self.confirmed.append(self._ref(s.folder, s.key, s.msg_id))
+                self.pushed += 1
+
+    async def _append(self, step: AppendRemote) -> None:
+        """APPEND a local addition, or adopt the server's copy if it is already there.
+
+        The check by Message-ID first makes a replay safe: a run killed
+        between the server's OK and our bookkeeping must not store it twice.
+        """
+        backend, store = self.backend, self.store
+        ref = self._ref(step.folder, step.key, step.msg_id)
+        try:
+            found: list[ServerId] = []
+            if step.message_id and backend.has(Capability.SERVER_SEARCH):
+                term = SearchTerm("header:Message-ID", step.message_id)
+                found = await backend.search(step.folder, [term])
+            if found:
+                sid = max(found, key=lambda s: s.uid or 0)
             else:
-                gone = await backend.expunged(folder, sorted(rows))
-        flag_changes = await asyncio.to_thread(_apply_flags, store, folder, rows, updates)
-        removed = await asyncio.to_thread(_remove, store, folder, rows, gone)
+                raw = await asyncio.to_thread(store.read, ref)
+                flags = FlagSet.from_maildir(step.letters).flags
+                sid = await backend.append(step.folder, raw, flags)
+        except ConnectError:
+            raise
+        except MailError as exc:
+            await asyncio.to_thread(self._failed, step.entry, str(exc))
+            self.errors.append(str(exc))
+            return
 
-    # Step 6: everything above is durable; only now may the next run start from here.
-    await asyncio.to_thread(
-        index.set_folder_state,
-        account,
-        folder,
-        uidvalidity=remote.uidvalidity,
-        uidnext=remote.uidnext,
-        highestmodseq=remote.highestmodseq,
-    )
-    return FolderSyncResult(
-        folder=folder,
-        fetched=fetched,
-        removed=removed,
-        flag_changes=flag_changes,
-        rematched=rematched,
-        uidvalidity_changed=validity_changed,
-        skipped=skipped,
-    )
+        def record() -> None:
+            if sid.uid is not None:
+                store.index.set_server_id(step.msg_id, sid)
+            else:
+                # No APPENDUID (no UIDPLUS): the next sync downloads the server's
+                # copy with its UID; keeping this one too would make two.
+                store.remove(ref)
+            self._settle(step.entry, step.msg_id, True)
 
-
-def _clear_server_ids(store: AccountStore, ids: Sequence[int]) -> None:
-    with store.index.transaction():
-        for msg_id in ids:
-            store.index.set_server_id(msg_id, ServerId())
-
-
-async def _rematch(
-    backend: ReceiveBackend,
-    store: AccountStore,
-    folder: str,
-    remote: RemoteState,
-    orphans: list[tuple[int, str, str, str, bool]],
-) -> int:
-    """Give local copies without a UID the UID of the server message with their
-    Message-ID, when the match is unique on both sides. Returns how many."""
-    local_by_mid: dict[str, list[tuple[int, str, str, bool]]] = {}
-    for msg_id, key, flags, mid, pending in orphans:
-        if mid:
-            local_by_mid.setdefault(mid, []).append((msg_id, key, flags, pending))
-    if not local_by_mid:
-        return 0
-    headers = await backend.fetch_header_fields(folder, ["MESSAGE-ID"])
-    remote_by_mid: dict[str, list[tuple[int, FlagSet]]] = {}
-    for uid, header, flags in headers:
-        mid = parse_message(header).message_id
-        if mid:
-            remote_by_mid.setdefault(mid, []).append((uid, flags))
-
-    def apply() -> int:
-        n = 0
-        with store.index.transaction():
-            for mid, locals_ in local_by_mid.items():
-                remotes = remote_by_mid.get(mid, [])
-                if len(locals_) != 1 or len(remotes) != 1:
-                    continue  # ambiguous: leave it; the server copy is downloaded
-                msg_id, key, letters, pending = locals_[0]
-                uid, flags = remotes[0]
-                store.index.set_server_id(msg_id, ServerId(uid=uid, uidvalidity=remote.uidvalidity))
-                if not pending:
-                    new = _merged_letters(flags, letters)
-                    if new != normalise_maildir_letters(letters):
-                        store.set_flags(MessageRef(store.account, folder, key, msg_id), new)
-                n += 1
-        return n
-
-    return await asyncio.to_thread(apply)
+        await asyncio.to_thread(record)
+        self.appended += 1
+        self.confirmed.append(ref)
 
 
 async def _download(
@@ -306,13 +550,19 @@ async def _download(
 ) -> int:
     if not uids:
         return 0
-    cb = (lambda done, total: progress(folder, done, total)) if progress is not None else None
+    received = 0
+
+    def cb(done: int, total: int) -> None:
+        if progress is not None:
+            progress(folder, done, total, received)
+
     batch: list[tuple[bytes, str, ServerId | None]] = []
     size = 0
     stored = 0
     # While one batch is written (in a thread), the next keeps arriving: the
     # connection buffers it, bounded by the client's flow control.
     async for msg in backend.fetch_messages(folder, uids, cb):
+        received += len(msg.raw)
         batch.append((to_local_line_endings(msg.raw), msg.flags.to_maildir(), msg.server_id))
         size += len(msg.raw)
         if len(batch) >= DELIVER_BATCH or size >= DELIVER_BYTES:
@@ -325,36 +575,6 @@ async def _download(
     return stored
 
 
-def _apply_flags(
-    store: AccountStore,
-    folder: str,
-    rows: dict[int, _Row],
-    updates: Sequence[tuple[int, FlagSet, int | None]],
-) -> int:
-    changed = 0
-    for uid, flags, _modseq in updates:
-        row = rows.get(uid)
-        if row is None or row.pending:
-            continue  # unknown here, or a local change waiting to be pushed wins
-        new = _merged_letters(flags, row.flags)
-        if new == normalise_maildir_letters(row.flags):
-            continue
-        store.set_flags(MessageRef(store.account, folder, row.key, row.id), new)
-        changed += 1
-    return changed
-
-
-def _remove(store: AccountStore, folder: str, rows: dict[int, _Row], gone: Sequence[int]) -> int:
-    removed = 0
-    for uid in gone:
-        row = rows.get(uid)
-        if row is None:
-            continue
-        store.remove(MessageRef(store.account, folder, row.key, row.id))
-        removed += 1
-    return removed
-
-
 # --------------------------------------------------------------------------- the account
 
 
@@ -363,109 +583,135 @@ async def sync_account(
     store: AccountStore,
     progress: Progress | None = None,
     only_folder: str | None = None,
+    *,
+    journal: Journal | None = None,
+    dry_run: bool = False,
 ) -> AccountSyncResult:
     """Follow the server's folder list, then sync every selectable folder (INBOX first).
 
     With `only_folder`, just that folder is synced (created locally if
     needed); folder renames and removals wait for a full run. A folder whose
     sync fails with a ProtocolError is reported in `errors` and the others
-    go on; a ConnectError or AuthError ends the run.
+    go on; a ConnectError or AuthError ends the run. `dry_run`: plan only
+    (see the module doc).
     """
-    result = AccountSyncResult()
+    if dry_run:
+        backend.read_only = True
+        try:
+            return await _sync_account(backend, store, progress, only_folder, journal, True)
+        finally:
+            backend.read_only = False
+    return await _sync_account(backend, store, progress, only_folder, journal, False)
+
+
+async def _sync_account(
+    backend: ReceiveBackend,
+    store: AccountStore,
+    progress: Progress | None,
+    only_folder: str | None,
+    journal: Journal | None,
+    dry_run: bool,
+) -> AccountSyncResult:
+    account = store.account
     remote = await backend.list_folders()
     by_name = {f.name: f for f in remote}
+    infos = [
+        RemoteFolderInfo(f.name, f.role if f.role != FolderRole.NONE else None, f.selectable)
+        for f in remote
+    ]
+    saved = await asyncio.to_thread(_saved_states, store)
+    aliases: dict[str, str] = {}  # dry run: new name -> where the local copy still is
+    result = AccountSyncResult()
     if only_folder is not None:
         name = INBOX if is_inbox(only_folder) else only_folder
         if name not in by_name:
             raise ProtocolError(f"there is no folder {only_folder!r} on the server")
         targets = [by_name[name]]
+        info = next(i for i in infos if i.name == name)
+        state = saved.get(name)
+        if state is None or state.role != info.role:
+            result.folder_steps = [SetRole(name, info.role)]
     else:
-        await _follow_folders(backend, store, remote, result)
+        on_disk = set(await asyncio.to_thread(store.maildir.list_folders))
+        validity_of: dict[str, int | None] = {}
+        need = folders_needing_validity(infos, saved, on_disk)
+        if need:
+            statuses = await _statuses(backend, need)
+            for n in need:
+                st = statuses.get(n) or await backend.folder_state(n)
+                validity_of[n] = st.uidvalidity
+        gone = [
+            n
+            for n, s in saved.items()
+            if s.uidvalidity is not None and n not in by_name and not is_inbox(n)
+        ]
+
+        def unsynced_counts() -> dict[str, int]:
+            out = {}
+            for n in gone:
+                if not dry_run and n in on_disk:
+                    store.rescan(n)  # files no index row knows yet count as local mail
+                out[n] = unsynced_count(store, n)
+            return out
+
+        counts = await asyncio.to_thread(unsynced_counts)
+        result.folder_steps = plan_folders(
+            infos, saved, on_disk, validity_of, lambda n: counts.get(n, 0)
+        )
         targets = [f for f in remote if f.selectable]
-    states = {s.name: s for s in await asyncio.to_thread(store.index.folder_states, store.account)}
+        if dry_run:
+            for step in result.folder_steps:
+                if isinstance(step, RenameFolder):
+                    for n in list(on_disk):
+                        if n == step.folder or n.startswith(step.folder + "/"):
+                            aliases[step.new + n[len(step.folder) :]] = n
+    if not dry_run and result.folder_steps:
+        ex = Executor(backend, store, journal)
+        ex.result = result
+        await ex.run(result.folder_steps)
+        saved = await asyncio.to_thread(_saved_states, store)
+    changes = await asyncio.to_thread(load_changes, journal, account) if journal else []
+
+    # One pipelined STATUS: with CONDSTORE, a folder that did not move is not selected.
+    condstore = backend.has(Capability.CONDSTORE)
+    statuses: dict[str, RemoteState] = {}
+    if condstore and targets:
+        statuses = await _statuses(backend, [f.name for f in targets])
     for f in targets:
-        await _set_role(store, f, states.get(f.name))
+        src = aliases.get(f.name, f.name)
+        status = statuses.get(f.name)
+        due = any(c.due and c.folder == f.name for c in changes)
+        if (
+            status is not None
+            and status.uidvalidity is not None
+            and not due
+            and unchanged(saved.get(src), _server_state(status, f.name), condstore=condstore)
+        ):
+            result.folders.append(FolderSyncResult(folder=f.name, unchanged=True))
+            continue
         try:
-            res = await sync_folder(backend, store, f.name, progress)
+            res = await sync_folder(
+                backend,
+                store,
+                f.name,
+                progress,
+                journal=journal,
+                changes=changes,
+                dry_run=dry_run,
+                source=src,
+            )
         except ProtocolError as exc:
-            log.warning("account %s: folder %r: %s", store.account, f.name, exc)
+            log.warning("account %s: folder %r: %s", account, f.name, exc)
             result.errors[f.name] = str(exc)
             continue
+        if res.errors:
+            result.errors[f.name] = "; ".join(res.errors)
         result.folders.append(res)
     return result
 
 
-async def _set_role(store: AccountStore, folder: RemoteFolder, state: LocalState | None) -> None:
-    role = folder.role if folder.role != FolderRole.NONE else None
-    if state is None or state.role != role:
-        await asyncio.to_thread(store.index.set_folder_state, store.account, folder.name, role=role)
-
-
-async def _follow_folders(
-    backend: ReceiveBackend,
-    store: AccountStore,
-    remote: Sequence[RemoteFolder],
-    result: AccountSyncResult,
-) -> None:
-    account = store.account
-    names = {f.name for f in remote}
-    new_validity: dict[str, int | None] = {}
-
-    def snapshot() -> tuple[dict[str, Any], set[str]]:
-        states = {s.name: s for s in store.index.folder_states(account)}
-        return states, set(store.maildir.list_folders())
-
-    while True:
-        states, on_disk = await asyncio.to_thread(snapshot)
-        # Synced from the server before (UIDVALIDITY saved) and no longer there.
-        gone = sorted(n for n, s in states.items() if s.uidvalidity is not None and n not in names)
-        fresh = [
-            f.name
-            for f in remote
-            if f.selectable
-            and f.name not in on_disk
-            and (f.name not in states or states[f.name].uidvalidity is None)
-        ]
-        if not gone or not fresh:
-            break
-        for n in fresh:
-            if n not in new_validity:
-                new_validity[n] = (await backend.folder_state(n)).uidvalidity
-        pair = None
-        for old in sorted(gone, key=len):  # parents first: their children move with them
-            v = states[old].uidvalidity
-            same_old = [g for g in gone if states[g].uidvalidity == v]
-            same_new = [n for n in fresh if new_validity.get(n) == v]
-            if len(same_old) == 1 and len(same_new) == 1 and old in on_disk:
-                pair = (old, same_new[0])
-                break
-        if pair is None:
-            break
-        await asyncio.to_thread(store.rename_folder, *pair)
-        result.renamed.append(pair)
-        log.info("account %s: folder %r was renamed to %r on the server", account, *pair)
-
-    states, on_disk = await asyncio.to_thread(snapshot)
-    for f in remote:
-        if f.selectable and f.name not in on_disk and f.name != INBOX:
-            await asyncio.to_thread(store.create_folder, f.name)
-            result.created.append(f.name)
-    for name, s in sorted(states.items()):
-        if s.uidvalidity is None or name in names or is_inbox(name):
-            continue
-        if name in on_disk:
-            await asyncio.to_thread(store.rescan, name)  # files no index row knows yet count
-        if await asyncio.to_thread(unsynced_count, store, name):
-            result.kept.append(name)
-            log.warning(
-                "account %s: folder %r is gone on the server but holds local mail; kept",
-                account,
-                name,
-            )
-            continue
-        if name in on_disk:
-            await asyncio.to_thread(store.delete_folder, name, True)
-        else:
-            await asyncio.to_thread(store.index.remove_folder, account, name)
-        await asyncio.to_thread(store.index.delete_folder_state, account, name)
-        result.removed.append(name)
+async def _statuses(backend: ReceiveBackend, folders: Sequence[str]) -> dict[str, RemoteState]:
+    try:
+        return await backend.folder_statuses(folders)
+    except Unsupported:
+        return {}

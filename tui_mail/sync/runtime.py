@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 from pathlib import Path
 
 from tui_mail import paths
@@ -19,6 +20,7 @@ from tui_mail.core.errors import MailError
 from tui_mail.store.account_store import AccountStore
 from tui_mail.store.index import MailIndex
 from tui_mail.sync.account import AccountWorker, Emit
+from tui_mail.sync.lock import AccountLock
 
 
 def store_root(account: AccountConfig, receive: ReceiveBackend | None) -> Path:
@@ -31,36 +33,90 @@ def store_root(account: AccountConfig, receive: ReceiveBackend | None) -> Path:
 
 
 class Runtime:
-    def __init__(self, config: AppConfig, index_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        config: AppConfig,
+        index_path: Path | None = None,
+        accounts: Sequence[str] | None = None,
+    ) -> None:
+        """`accounts`: run only these (`tui-mail sync --account`); default all."""
         self.config = config
         self.index = MailIndex.open(index_path or paths.index_path())
         self.stores: dict[str, AccountStore] = {}
         self.workers: dict[str, AccountWorker] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._locks: list[AccountLock] = []
         self._backends: dict[str, tuple[ReceiveBackend | None, SendBackend | None, str | None]] = {}
-        for name, account in config.accounts.items():
+        self._accounts = {
+            name: account
+            for name, account in config.accounts.items()
+            if accounts is None or name in accounts
+        }
+        for name, account in self._accounts.items():
             receive, send, error = _build_backends(account)
             self._backends[name] = (receive, send, error)
             self.stores[name] = AccountStore(name, store_root(account, receive), self.index)
 
-    async def start(self, emit: Emit, *, initial_sync: bool = True, poll: bool = True) -> None:
+    async def start(
+        self,
+        emit: Emit,
+        *,
+        initial_sync: bool = True,
+        poll: bool = True,
+        connect: bool = True,
+        check_interval: float | None = None,
+    ) -> None:
         """Start one worker task per account on the running loop and return.
 
-        `poll`: sync on each account's interval (the TUI, `sync --watch`);
-        a one-shot CLI command turns it off.
+        `poll`: follow changes (push, periodic checks every `check_interval`
+        seconds) and reconnect by itself (the TUI, `sync --watch`); a
+        one-shot CLI command turns it off, and `connect=False` leaves
+        connecting to its first command. Raises AccountLocked when another
+        process syncs one of the accounts (nothing is started then).
         """
-        for name, account in self.config.accounts.items():
+        self._lock_accounts()
+        for name, account in self._accounts.items():
             receive, send, error = self._backends[name]
             worker = AccountWorker(
-                account, self.stores[name], emit, receive, send, error, poll=poll
+                account,
+                self.stores[name],
+                emit,
+                receive,
+                send,
+                error,
+                poll=poll,
+                check_interval=check_interval,
             )
             self.workers[name] = worker
             self._tasks.append(asyncio.create_task(worker.run(), name=f"account:{name}"))
             if error is None:
-                worker.submit(cmd.Connect())
+                if connect:
+                    worker.submit(cmd.Connect())
                 if initial_sync:
                     worker.submit(cmd.SyncNow())
             worker.submit(cmd.ListFolders())
+
+    def _lock_accounts(self) -> None:
+        """Server accounts only: a Maildir account's tree has no second copy to race on."""
+        try:
+            for name in self._accounts:
+                receive = self._backends[name][0]
+                if receive is None or receive.has(Capability.LOCAL_STORE):
+                    continue
+                lock = AccountLock(name)
+                lock.acquire()
+                self._locks.append(lock)
+        except MailError:
+            self._release()
+            raise
+
+    def _release(self) -> None:
+        for lock in self._locks:
+            lock.release()
+        self._locks.clear()
+
+    def receive_backend(self, account: str) -> ReceiveBackend | None:
+        return self._backends[account][0]
 
     def submit(self, account: str, command: cmd.Command) -> None:
         self.workers[account].submit(command)
@@ -75,6 +131,7 @@ class Runtime:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
         self._tasks.clear()
+        self._release()
         self.index.close()
 
 
