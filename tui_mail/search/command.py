@@ -1,0 +1,145 @@
+"""`tui-mail search QUERY`: search the local index and print the matches, headless."""
+
+from __future__ import annotations
+
+import json
+import string
+import sys
+import time
+from collections.abc import Sequence
+from typing import TextIO
+
+from tui_mail.core.models import Envelope
+from tui_mail.core.sanitize import inert_line
+
+FIELDS = (
+    "id",
+    "date",
+    "account",
+    "folder",
+    "from",
+    "from_name",
+    "from_addr",
+    "subject",
+    "flags",
+    "thread",
+    "message_id",
+    "key",
+)
+FORMAT_HELP = (
+    "'table' (default), 'json' (one object per line), or a template such as "
+    "'{date} {from} {subject}' with fields " + " ".join(f"{{{f}}}" for f in FIELDS)
+)
+EXIT_FOUND, EXIT_NONE, EXIT_USAGE = 0, 1, 2
+
+
+def _fields(env: Envelope) -> dict[str, str]:
+    return {
+        "id": str(env.ref.id),
+        "date": time.strftime("%Y-%m-%d %H:%M", time.localtime(env.date)) if env.date else "",
+        "account": env.ref.account,
+        "folder": env.ref.folder,
+        "from": env.sender.display(),
+        "from_name": env.sender.name,
+        "from_addr": env.sender.addr,
+        "subject": env.subject,
+        "flags": env.flags.to_maildir() if hasattr(env.flags, "to_maildir") else str(env.flags),
+        "thread": str(env.thread_id or ""),
+        "message_id": env.message_id,
+        "key": env.ref.key,
+    }
+
+
+def check_template(fmt: str) -> str | None:
+    try:
+        parsed = list(string.Formatter().parse(fmt))
+    except ValueError as exc:
+        return str(exc)
+    for _, name, spec, conv in parsed:
+        if name is None:
+            continue
+        if name not in FIELDS:
+            return f"unknown field {{{name}}}; known: " + " ".join(f"{{{f}}}" for f in FIELDS)
+        if conv:
+            return f"conversions like !{conv} are not supported"
+        if spec and "{" in spec:
+            return "nested fields are not supported"
+    return None
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def write(envelopes: Sequence[Envelope], fmt: str, out: TextIO) -> None:
+    """Every value made inert first: subjects and names come from strangers."""
+    for env in envelopes:
+        values = {k: inert_line(v) for k, v in _fields(env).items()}
+        if fmt == "json":
+            # ensure_ascii: JSON escapes leave nothing a terminal could act on.
+            out.write(json.dumps(_fields(env), ensure_ascii=True) + "\n")
+        elif fmt == "table":
+            where = _clip(f"{values['account']}/{values['folder']}", 24)
+            sender = _clip(values["from"], 24)
+            out.write(
+                f"{values['date']:16}  {where:24}  {sender:24}  {values['subject']}\n".rstrip()
+                + "\n"
+            )
+        else:
+            out.write(fmt.format_map(values) + "\n")
+
+
+def run_search(
+    query_text: str,
+    accounts: Sequence[str] | None,
+    limit: int | None,
+    fmt: str,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
+    """0 when something matched, 1 when nothing did (like grep), 2 for a bad query."""
+    out = out or sys.stdout  # looked up now: tests and callers may swap sys.stdout
+    err = err or sys.stderr
+    from tui_mail import paths
+    from tui_mail.search.query import QueryError, describe_error, parse_query
+    from tui_mail.search.run import run_query
+
+    try:
+        query = parse_query(query_text)
+    except QueryError as exc:
+        err.write(describe_error(query_text, exc, "tui-mail: search: ") + "\n")
+        return EXIT_USAGE
+    if fmt not in ("table", "json") and (problem := check_template(fmt)):
+        err.write(f"tui-mail: search --format: {problem}\n")
+        return EXIT_USAGE
+    if limit is not None and limit < 1:
+        err.write("tui-mail: search --limit: must be 1 or more\n")
+        return EXIT_USAGE
+    from tui_mail.store.index import MailIndex
+
+    index = MailIndex.open(paths.index_path())
+    try:
+        if accounts:
+            known = {r[0] for r in index.execute_read("SELECT DISTINCT account FROM folder_stats")}
+            unknown = [a for a in accounts if a not in known]
+            if unknown:
+                listed = ", ".join(sorted(known)) or "none indexed yet"
+                err.write(f"tui-mail: search: no mail indexed for {unknown[0]!r}; accounts: ")
+                err.write(inert_line(listed) + "\n")
+                return EXIT_USAGE
+        ids = run_query(index, query, accounts or None, limit)
+        try:
+            # Envelopes in pages: a match-everything query over 100k rows stays flat.
+            for start in range(0, len(ids), 500):
+                write(index.envelopes(ids[start : start + 500]), fmt, out)
+            out.flush()
+        except BrokenPipeError:
+            # `tui-mail search x | head`: the reader has what it wanted. Point stdout
+            # at /dev/null so the interpreter's final flush does not fail again.
+            if out is sys.stdout:
+                import os
+
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    finally:
+        index.close()
+    return EXIT_FOUND if ids else EXIT_NONE

@@ -1,0 +1,432 @@
+"""Threads: which conversation a message belongs to, and its shape inside it.
+
+Two halves:
+
+* `assign_threads` runs inside the index's write transaction for every batch of
+  new rows (MailIndex calls it through a marked hook), so the thread id is kept
+  in the index as mail arrives and nothing is recomputed when a folder opens.
+  A message joins the thread of any indexed message it names (In-Reply-To,
+  References), of any message naming it (the reply came first), of any message
+  naming the same parent (siblings of a missing parent) and, when it names no
+  parent at all, by subject: a "Re:" with no references joins the latest thread
+  of the same base subject from the weeks before it, and an original joins the
+  reference-less replies to it that arrived first. Threads this bridges merge
+  under the smallest id. Batches give the same result as one-by-one.
+  Loops and duplicated ids cannot break it: it is a union of sets, not a tree.
+
+* `build_tree` is JWZ's algorithm (https://www.jwz.org/doc/threading.html) over
+  one thread's messages, for display: parent links, depth, order. It tolerates
+  missing parents (empty containers, pruned), duplicate Message-IDs (the copy
+  becomes a sibling), reference loops (a link that would close one is dropped),
+  and replies indexed before their parent.
+
+No import of the store: `store.index` imports this module.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tui_mail.store.index import MailIndex
+
+# The reply/forward prefixes of common languages, with counters like "Re[2]:".
+_REPLY_PREFIX = re.compile(
+    r"^(\s*((re|fwd?|aw|sv|vs|wg|antw|tr|rif|odp)(\[\d+\])?\s*:)\s*)+", re.IGNORECASE
+)
+# How far apart a reference-less reply and the thread it joins by subject may be.
+# Longer joins unrelated "Re: status" threads of different months.
+SUBJECT_WINDOW = 45 * 86400
+CLOCK_SKEW = 86400  # a reply dated a little before its parent (wrong clocks)
+_MAX_WALK = 10_000  # ancestor walks stop here whatever the data looks like
+
+_ID_LOOKUP = """
+SELECT message_id, thread_id FROM messages
+WHERE message_id IN (SELECT value FROM json_each(?2)) AND +account = ?1
+UNION ALL
+SELECT r.ref, m.thread_id FROM msgrefs AS r JOIN messages AS m ON m.id = r.msg
+WHERE r.ref IN (SELECT value FROM json_each(?2)) AND r.account = ?1
+"""
+# Through the (account, folder, sort_subject) index: one seek per folder and subject.
+_SUBJECT_LOOKUP = """
+SELECT sort_subject, thread_id, date, subject, in_reply_to = '' AND refs = ''
+FROM messages
+WHERE account = ?1 AND folder IN (SELECT folder FROM folder_stats WHERE account = ?1)
+  AND sort_subject IN (SELECT value FROM json_each(?2)) AND date BETWEEN ?3 AND ?4
+"""
+
+
+def base_subject(subject: str) -> str:
+    """The subject without Re:/Fwd: chains, case-folded: what subject threading compares.
+
+    Equal to the index's `sort_subject` column, which is what lets the lookup use
+    its index.
+    """
+    return _REPLY_PREFIX.sub("", subject).strip().casefold()
+
+
+def is_reply_subject(subject: str) -> bool:
+    return _REPLY_PREFIX.match(subject) is not None
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    """What threading needs of a row being inserted."""
+
+    id: int
+    message_id: str
+    parents: tuple[str, ...]  # In-Reply-To and References ids, without its own
+    subject: str
+    date: int
+
+
+class UnionFind:
+    """Thread ids as sets; a merged set is named by its smallest id."""
+
+    def __init__(self) -> None:
+        self.parent: dict[int, int] = {}
+
+    def find(self, x: int) -> int:
+        root = x
+        while (up := self.parent.get(root, root)) != root:
+            root = up
+        while x != root:  # path compression keeps later finds O(1)
+            self.parent[x], x = root, self.parent.get(x, x)
+        return root
+
+    def merge(self, ids: Iterable[int]) -> int:
+        roots = {self.find(i) for i in ids}
+        target = min(roots)
+        for r in roots:
+            if r != target:
+                self.parent[r] = target
+        return target
+
+
+@dataclass
+class _SubjectSeen:
+    date: int
+    thread: int
+    reply: bool  # "Re:" subject
+    refless: bool  # names no parent
+
+
+def assign_threads(
+    conn: sqlite3.Connection, account: str, rows: Sequence[NewMessage]
+) -> dict[int, int]:
+    """{new row id: thread id} for rows about to be inserted; merges indexed threads
+    the batch bridges (UPDATE in the same transaction)."""
+    idents: list[list[str]] = []
+    wanted: set[str] = set()
+    for row in rows:
+        mine = [*row.parents, row.message_id] if row.message_id else list(row.parents)
+        idents.append(mine)
+        wanted.update(mine)
+    uf = UnionFind()
+    seen: dict[str, int] = {}  # ident -> one thread having it; find() resolves merges
+    indexed: set[int] = set()
+    if wanted:
+        for ident, thread in conn.execute(_ID_LOOKUP, (account, json.dumps(list(wanted)))):
+            if thread is None:
+                continue
+            indexed.add(thread)
+            # Two indexed threads sharing an id a new row names: that row would join
+            # them anyway, so joining them now gives the same result.
+            seen[ident] = uf.merge((seen[ident], thread)) if ident in seen else thread
+    by_subject = _subject_candidates(conn, account, rows, indexed)
+    result: dict[int, int] = {}
+    for row, mine in zip(rows, idents, strict=True):
+        found = {seen[i] for i in mine if i in seen}
+        subject = base_subject(row.subject)
+        reply = is_reply_subject(row.subject)
+        if subject and not row.parents:
+            found.update(_subject_matches(by_subject.get(subject, ()), row.date, reply, uf))
+        thread = uf.merge(found) if found else row.id
+        for ident in mine:
+            seen[ident] = thread
+        if subject:
+            seen_row = _SubjectSeen(row.date, thread, reply, not row.parents)
+            by_subject.setdefault(subject, []).append(seen_row)
+        result[row.id] = thread
+    for row_id, thread in result.items():
+        result[row_id] = uf.find(thread)
+    stale = [(uf.find(t), t, account) for t in indexed if uf.find(t) != t]
+    if stale:
+        # Threads already in the index that this batch joined: fold into the oldest.
+        conn.executemany(
+            "UPDATE messages SET thread_id = ? WHERE thread_id = ? AND +account = ?", stale
+        )
+    return result
+
+
+def _subject_matches(
+    candidates: Iterable[_SubjectSeen], date: int, reply: bool, uf: UnionFind
+) -> set[int]:
+    """Threads a message without references joins by its subject.
+
+    The candidates are every message with the same base subject (indexed, or
+    earlier in the batch); only those in the time window count, and ties are
+    broken by (date, thread), so arrival order and batching change nothing.
+    """
+    if reply:
+        # The latest message of that subject before it: "Re: weekly status" joins
+        # this week's status, not every one since the list began. A slightly later
+        # one only if nothing came before (the sender's clock is off).
+        near = [c for c in candidates if date - SUBJECT_WINDOW <= c.date <= date + CLOCK_SKEW]
+        if not near:
+            return set()
+        before = [c for c in near if c.date <= date]
+        if before:
+            pick = max(before, key=lambda c: (c.date, uf.find(c.thread)))
+        else:
+            pick = min(near, key=lambda c: (c.date, uf.find(c.thread)))
+        return {pick.thread}
+    # An original: the reference-less replies to it that were indexed first, unless
+    # their thread already has an original of its own.
+    margin = SUBJECT_WINDOW + CLOCK_SKEW  # what _subject_candidates fetched, for each row
+    claimed = {
+        uf.find(c.thread) for c in candidates if not c.reply and abs(c.date - date) <= margin
+    }
+    near = [c for c in candidates if date - CLOCK_SKEW <= c.date <= date + SUBJECT_WINDOW]
+    return {c.thread for c in near if c.reply and c.refless and uf.find(c.thread) not in claimed}
+
+
+def _subject_candidates(
+    conn: sqlite3.Connection,
+    account: str,
+    rows: Sequence[NewMessage],
+    indexed: set[int],
+) -> dict[str, list[_SubjectSeen]]:
+    """Indexed messages that rows without references may join by subject (one query)."""
+    lookups = [r for r in rows if not r.parents and base_subject(r.subject)]
+    if not lookups:
+        return {}
+    subjects = sorted({base_subject(r.subject) for r in lookups})
+    margin = SUBJECT_WINDOW + CLOCK_SKEW  # covers every row's own window
+    lo = min(r.date for r in lookups) - margin
+    hi = max(r.date for r in lookups) + margin
+    out: dict[str, list[_SubjectSeen]] = {}
+    for subject, thread, date, raw_subject, refless in conn.execute(
+        _SUBJECT_LOOKUP, (account, json.dumps(subjects), lo, hi)
+    ):
+        if thread is None:
+            continue
+        seen = _SubjectSeen(int(date), int(thread), is_reply_subject(raw_subject), bool(refless))
+        out.setdefault(subject, []).append(seen)
+        indexed.add(int(thread))
+    return out
+
+
+# --------------------------------------------------------------------------- JWZ tree
+
+
+@dataclass(frozen=True)
+class ThreadMessage:
+    id: int
+    message_id: str
+    in_reply_to: str
+    references: tuple[str, ...]
+    subject: str
+    date: int
+
+
+@dataclass(eq=False)
+class Container:
+    """A node of the tree: a message, or a placeholder for one we do not have."""
+
+    key: str
+    message: ThreadMessage | None = None
+    parent: Container | None = None
+    children: list[Container] = field(default_factory=list)
+
+    def sort_date(self) -> int:
+        if self.message is not None:
+            return self.message.date
+        return min((c.sort_date() for c in self.children), default=0)
+
+
+def _is_ancestor(node: Container, maybe: Container) -> bool:
+    """Is `maybe` node itself or one of its ancestors? (Bounded: data is hostile.)"""
+    cur: Container | None = node
+    for _ in range(_MAX_WALK):
+        if cur is None:
+            return False
+        if cur is maybe:
+            return True
+        cur = cur.parent
+    return True  # absurdly deep: refuse the link rather than risk a loop
+
+
+def _link(parent: Container, child: Container) -> bool:
+    if child is parent or _is_ancestor(parent, child):
+        return False  # would close a loop
+    if child.parent is not None:
+        child.parent.children.remove(child)
+    child.parent = parent
+    parent.children.append(child)
+    return True
+
+
+def _chain(msg: ThreadMessage) -> list[str]:
+    refs = [r for r in msg.references if r]
+    if msg.in_reply_to and (not refs or refs[-1] != msg.in_reply_to):
+        refs.append(msg.in_reply_to)
+    out: list[str] = []
+    for r in refs:
+        if r != msg.message_id and (not out or out[-1] != r):
+            out.append(r)
+    return out
+
+
+def build_tree(messages: Iterable[ThreadMessage]) -> list[Container]:
+    """JWZ threading over `messages`; returns the roots, oldest first, children by date."""
+    table: dict[str, Container] = {}
+    ordered = sorted(messages, key=lambda m: (m.date, m.id))
+    for msg in ordered:
+        key = msg.message_id or f"<no-id-{msg.id}>"
+        own = table.get(key)
+        if own is not None and own.message is not None:
+            # The same Message-ID twice (copies in two folders, or a broken
+            # mailer): the second is a message of its own, placed by its references.
+            key = f"<dup-{msg.id}>{key}"
+            own = None
+        if own is None:
+            own = table[key] = Container(key)
+        own.message = msg
+        chain = _chain(msg)
+        prev: Container | None = None
+        for ref in chain:
+            node = table.get(ref)
+            if node is None:
+                node = table[ref] = Container(ref)
+            # Links already made by earlier messages are kept: a message's view
+            # of its own ancestry only fills gaps.
+            if prev is not None and node.parent is None:
+                _link(prev, node)
+            prev = node
+        if prev is not None:
+            if own.parent is not prev:
+                _link(prev, own)  # its own In-Reply-To wins over what others said
+        elif own.parent is not None:
+            own.parent.children.remove(own)
+            own.parent = None
+    roots = [c for c in table.values() if c.parent is None]
+    roots = _prune(roots)
+    roots = _group_by_subject(roots)
+    _sort(roots)
+    return roots
+
+
+def _prune(roots: list[Container]) -> list[Container]:
+    """Drop placeholders without children; splice out the others, children moving up.
+
+    An empty root with several children stays: it is the missing message the
+    siblings all answer, and a flat display shows them side by side under it.
+    """
+    order: list[Container] = []  # pre-order; iterative: a 10,000-deep chain is fine
+    stack = list(roots)
+    while stack:
+        node = stack.pop()
+        order.append(node)
+        stack.extend(node.children)
+    for node in reversed(order):  # every node after all of its descendants
+        if node.message is not None:
+            continue
+        parent = node.parent
+        if node.children and parent is None and len(node.children) > 1:
+            continue
+        for child in node.children:
+            child.parent = parent
+            if parent is not None:
+                parent.children.append(child)
+        node.children = []
+        if parent is not None:
+            parent.children.remove(node)
+    return [n for n in order if n.parent is None and (n.message is not None or n.children)]
+
+
+def _group_by_subject(roots: list[Container]) -> list[Container]:
+    """A root that is a reference-less "Re:" goes under the root it answers by subject."""
+    originals: dict[str, Container] = {}
+    for root in sorted(roots, key=Container.sort_date):
+        msg = root.message
+        if msg is not None and not is_reply_subject(msg.subject):
+            originals.setdefault(base_subject(msg.subject), root)
+    out: list[Container] = []
+    for root in roots:
+        msg = root.message
+        if msg is not None and is_reply_subject(msg.subject) and not _chain(msg):
+            target = originals.get(base_subject(msg.subject))
+            if (
+                target is not None
+                and target is not root
+                and target.sort_date() <= msg.date + CLOCK_SKEW
+                and _link(target, root)
+            ):
+                continue
+        out.append(root)
+    return out
+
+
+def _sort(roots: list[Container]) -> None:
+    roots.sort(key=lambda c: (c.sort_date(), c.message.id if c.message else 0))
+    stack = list(roots)
+    while stack:
+        node = stack.pop()
+        node.children.sort(key=lambda c: (c.sort_date(), c.message.id if c.message else 0))
+        stack.extend(node.children)
+
+
+def flatten(roots: Sequence[Container]) -> list[tuple[int, int]]:
+    """(message id, depth) in display order; placeholders take no row and no depth."""
+    out: list[tuple[int, int]] = []
+    stack: list[tuple[Container, int]] = [(r, 0) for r in reversed(roots)]
+    while stack:
+        node, depth = stack.pop()
+        child_depth = depth
+        if node.message is not None:
+            out.append((node.message.id, depth))
+            child_depth = depth + 1
+        stack.extend((c, child_depth) for c in reversed(node.children))
+    return out
+
+
+# --------------------------------------------------------------------------- index reads
+
+
+def _thread_message(row: Sequence[object]) -> ThreadMessage:
+    msg_id, message_id, in_reply_to, refs, subject, date = row
+    return ThreadMessage(
+        int(msg_id),  # type: ignore[call-overload]
+        str(message_id),
+        str(in_reply_to),
+        tuple(str(refs).split()),
+        str(subject),
+        int(date),  # type: ignore[call-overload]
+    )
+
+
+def thread_view(index: MailIndex, thread_id: int) -> list[tuple[int, int]]:
+    """(id, depth) of one thread's messages in display order (JWZ over its rows)."""
+    return thread_views(index, [thread_id]).get(thread_id, [])
+
+
+def thread_views(index: MailIndex, thread_ids: Iterable[int]) -> dict[int, list[tuple[int, int]]]:
+    """thread_view() for many threads with one query (a threaded page of a folder)."""
+    wanted = sorted(set(thread_ids))
+    if not wanted:
+        return {}
+    rows = index.execute_read(
+        "SELECT thread_id, id, message_id, in_reply_to, refs, subject, date FROM messages"
+        " WHERE thread_id IN (SELECT value FROM json_each(?))",
+        (json.dumps(wanted),),
+    )
+    grouped: dict[int, list[ThreadMessage]] = {}
+    for row in rows:
+        grouped.setdefault(int(row[0]), []).append(_thread_message(row[1:]))
+    return {t: flatten(build_tree(msgs)) for t, msgs in grouped.items()}
