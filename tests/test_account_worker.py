@@ -141,3 +141,20 @@ async def test_local_send_delivers_without_bcc_and_keeps_a_sent_copy(root: Path)
 
     finally:
         await runtime.stop()
+
+
+async def test_an_idle_worker_makes_bulk_stored_bodies_searchable(root: Path) -> None:
+    rec = Recorder()
+    runtime = await started(root, rec)
+    try:
+        raws = [RAW.replace(b"hello@", f"bulk{i}@".encode()) + b"zebrafinch\n" for i in range(5)]
+        runtime.stores["local"].deliver_many("INBOX", [(r, "", None) for r in raws])
+        assert runtime.index.search("local", "zebrafinch") == []  # bodies wait at first
+        assert isinstance(await rec.run(runtime, cmd.ListFolders()), ev.Done)
+        for _ in range(200):  # no command arrives: the worker fills the backlog by itself
+            if runtime.index.fts_pending_count("local") == 0:
+                break
+            await asyncio.sleep(0.02)
+        assert len(runtime.index.search("local", "zebrafinch")) == 5
+    finally:
+        await runtime.stop()

@@ -171,3 +171,19 @@ def test_state_file_lives_in_the_state_dir(isolated_dirs: SimpleNamespace) -> No
     assert state_file().parent == paths.state_dir()
     record_connection("acct", "connecting")
     assert state_file().exists()
+
+
+def test_the_runtime_notes_connection_states_for_status(
+    index_path: Path, isolated_dirs: SimpleNamespace
+) -> None:
+    from tui_mail.core import events as ev
+    from tui_mail.sync.runtime import _noting_connections
+
+    seen: list[ev.Event] = []
+    emit = _noting_connections(seen.append)
+    emit(ev.ConnectionChanged(account="work", state=ev.ConnectionState.OFFLINE, retry_in=30))
+    emit(ev.ConnectionChanged(account="home", state=ev.ConnectionState.CONNECTED))
+    assert len(seen) == 2  # every event still reaches the UI or the CLI
+    assert read_status(index_path).offline == ["work"]
+    emit(ev.ConnectionChanged(account="work", state=ev.ConnectionState.CONNECTED))
+    assert read_status(index_path).offline == []

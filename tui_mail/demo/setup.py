@@ -46,6 +46,10 @@ def ensure_demo(ui: UiConfig | None = None) -> AppConfig:
                 by_folder.setdefault(message.folder, []).append((message.raw, message.flags, None))
             for folder, messages in by_folder.items():
                 store.deliver_many(folder, messages)
+            # The demo is small: make every body searchable before the first screen.
+            for _ in range(100):
+                if not store.fill_fts(1000):
+                    break
             (root / MARKER).touch()
         else:
             store.rescan()

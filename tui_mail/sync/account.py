@@ -91,6 +91,7 @@ class AccountWorker:
         self._retry: asyncio.TimerHandle | None = None
         self._queued_syncs: set[str | None] = set()  # automatic syncs already queued
         self._outbox_box: Outbox | None = None
+        self._fts_backlog = True  # bodies may wait for full-text search (AccountStore.fill_fts)
         self._handlers: dict[type[cmd.Command], Callable[[cmd.Command], Awaitable[None]]] = {
             cmd.Connect: self._on_connect,
             cmd.Disconnect: self._on_disconnect,
@@ -180,7 +181,7 @@ class AccountWorker:
             self._start_watching()  # remote servers: after the first connect tells us if they push
         try:
             while True:
-                command = await self.commands.get()
+                command = await self._next_command()
                 if isinstance(command, cmd.Shutdown):
                     await self._close()
                     self.emit(ev.Done, in_reply_to=command.id)
@@ -193,6 +194,19 @@ class AccountWorker:
             if self._retry is not None:
                 self._retry.cancel()
             await self._close()
+
+    async def _next_command(self) -> cmd.Command:
+        """The next command; while none waits, bodies go into full-text search a chunk
+        at a time, so a bulk download becomes searchable without holding it up."""
+        while self._fts_backlog and self.commands.empty():
+            try:
+                self._fts_backlog = await asyncio.to_thread(self.store.fill_fts) > 0
+            except MailError as exc:  # a broken index shows elsewhere; searching can wait
+                log.warning("account %s: full-text indexing stopped: %s", self.name, exc)
+                self._fts_backlog = False
+        command = await self.commands.get()
+        self._fts_backlog = True  # anything may have stored mail; a check is one query
+        return command
 
     async def handle(self, command: cmd.Command) -> None:
         """Run one command and send exactly one terminal reply."""

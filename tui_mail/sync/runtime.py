@@ -15,8 +15,10 @@ from tui_mail.backends.base import BackendContext, ReceiveBackend, SendBackend
 from tui_mail.backends.registry import make_receive, make_send
 from tui_mail.config.schema import AccountConfig, AppConfig
 from tui_mail.core import commands as cmd
+from tui_mail.core import events as ev
 from tui_mail.core.capabilities import Capability
 from tui_mail.core.errors import MailError
+from tui_mail.status import record_connection
 from tui_mail.store.account_store import AccountStore
 from tui_mail.store.index import MailIndex
 from tui_mail.sync.account import AccountWorker, Emit
@@ -75,6 +77,7 @@ class Runtime:
         process syncs one of the accounts (nothing is started then).
         """
         self._lock_accounts()
+        emit = _noting_connections(emit)
         for name, account in self._accounts.items():
             receive, send, error = self._backends[name]
             worker = AccountWorker(
@@ -133,6 +136,28 @@ class Runtime:
         self._tasks.clear()
         self._release()
         self.index.close()
+
+
+def _noting_connections(emit: Emit) -> Emit:
+    """`emit`, also noting each account's connection state for `tui-mail status`
+    (which reads no network and so cannot ask the server itself)."""
+
+    def emit_and_note(event: ev.Event) -> None:
+        if isinstance(event, ev.ConnectionChanged) and event.state in _STATUS_WORDS:
+            record_connection(event.account, _STATUS_WORDS[event.state])
+        emit(event)
+
+    return emit_and_note
+
+
+# CONNECTING is left out: it comes and goes with every retry, and says nothing new.
+_STATUS_WORDS = {
+    ev.ConnectionState.CONNECTED: "online",
+    ev.ConnectionState.SYNCING: "online",
+    ev.ConnectionState.LOCAL: "online",
+    ev.ConnectionState.OFFLINE: "offline",
+    ev.ConnectionState.AUTH_FAILED: "offline",
+}
 
 
 def _build_backends(
