@@ -315,15 +315,39 @@ async def test_compose_keys_call_the_compose_entry_point(
     async with app.run_test(size=SIZE, message_hook=event_log) as pilot:
         await start(pilot, event_log)
         env = current(app)
-        await pilot.press("c", "r", "R", "f", "F")
+        await pilot.press("c", "r", "R", "f", "F", "e")
         assert [mode for mode, _ in calls] == [
             "new",
             "reply",
             "reply_all",
             "forward",
             "forward_attached",
+            "resume",
         ]
         assert calls[0][1] is None and all(ref == env.ref for _, ref in calls[1:])
+
+
+async def test_outbox_and_setup_have_keys(
+    demo_config: AppConfig, event_log: EventLog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tui_mail.ui.screens.setup import SetupScreen
+    from tui_mail.ui.widgets.outbox import OutboxScreen
+
+    monkeypatch.setenv("TUI_MAIL_CONFIG", str(tmp_path / "new.toml"))
+    app = MailApp(demo_config)
+    async with app.run_test(size=SIZE, message_hook=event_log) as pilot:
+        await start(pilot, event_log)
+        await wait_for(pilot, lambda: getattr(app, "outbox", None) is not None)
+        await pilot.press("W")
+        await wait_for(pilot, lambda: isinstance(app.screen, OutboxScreen))
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, OutboxScreen))
+        await pilot.press("plus")
+        await wait_for(pilot, lambda: isinstance(app.screen, SetupScreen))
+        assert app.screen.config_path == tmp_path / "new.toml"  # the demo has no file
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, SetupScreen))
+        assert not (tmp_path / "new.toml").exists()  # left without saving: nothing written
 
 
 async def test_missing_compose_module_is_a_status_message(

@@ -30,6 +30,8 @@ class MailApp(App[int]):
         keymap.binding("quit", "quit"),
         keymap.binding("help", "help"),
         keymap.binding("sync_now", "sync_now"),
+        keymap.binding("outbox", "outbox"),
+        keymap.binding("setup", "setup"),
     ]
 
     def __init__(
@@ -118,6 +120,22 @@ class MailApp(App[int]):
         from tui_mail.ui.widgets.outbox import open_outbox
 
         open_outbox(self)
+
+    def action_setup(self) -> None:
+        """The setup wizard as a screen; it adds the account to the config file."""
+        from tui_mail import paths
+        from tui_mail.ui.screens.setup import SetupScreen
+
+        if isinstance(self.screen, SetupScreen):
+            return
+        target = self.config.path or paths.config_path(None)
+
+        def added(name: str | None) -> None:
+            if name:
+                # The workers were built from the old file; a restart reads the new one.
+                self.main.show_notice(f"account {name} added to {target}: restart to use it")
+
+        self.push_screen(SetupScreen(target), added)
 
     def action_sync_now(self) -> None:
         self.main.sync_now()

@@ -68,6 +68,9 @@ ACTIONS: dict[str, Action] = {
         Action("prev_folder", "Previous folder", "anywhere"),
         Action("toggle_folders", "Show/hide folders", "anywhere", show=True),
         Action("sync_now", "Sync all accounts", "anywhere", show=True),
+        Action("outbox", "Outbox: queued and failed sends", "anywhere"),
+        Action("resume_draft", "Edit a draft again", "list, view"),
+        Action("setup", "Add an account…", "anywhere"),
         Action("help", "Keys (this screen)", "anywhere", show=True),
         Action("quit", "Quit", "anywhere", show=True),
     )
@@ -114,6 +117,9 @@ PRESETS: dict[str, dict[str, str]] = {
         "switch_account": "ctrl+n",
         "toggle_layout": "V",
         "palette": "colon,ctrl+p",
+        "outbox": "W",
+        "resume_draft": "e",
+        "setup": "plus",
     },
     "mutt": {
         "next": "j,down",
@@ -156,6 +162,9 @@ PRESETS: dict[str, dict[str, str]] = {
         "switch_account": "c",
         "toggle_layout": "V",
         "palette": "colon",
+        "outbox": "W",
+        "resume_draft": "R",  # neomutt's recall-message
+        "setup": "plus",
     },
 }
 DEFAULT_PRESET = "vim"
@@ -219,6 +228,9 @@ def _short(description: str) -> str:
         "Undo the last flag change or move": "Undo",
         "Sort: date, sender, subject, size": "Sort",
         "Attachments: save / open…": "Attachments",
+        "Outbox: queued and failed sends": "Outbox",
+        "Edit a draft again": "Draft",
+        "Add an account…": "Add account",
     }.get(description, description)
 
 
@@ -231,6 +243,7 @@ def display_keys(keys: str) -> str:
         "less_than_sign": "<",
         "equals_sign": "=",
         "asterisk": "*",
+        "plus": "+",
         "dollar_sign": "$",
         "slash": "/",
         "colon": ":",

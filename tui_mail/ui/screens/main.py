@@ -100,6 +100,7 @@ class MainScreen(Screen[None]):
                 "reply_all",
                 "forward",
                 "forward_attached",
+                "resume_draft",
                 "compose",
                 "delete",
                 "archive",
@@ -443,6 +444,10 @@ class MainScreen(Screen[None]):
     @guarded
     def action_forward_attached(self) -> None:
         self._start_compose("forward_attached")
+
+    @guarded
+    def action_resume_draft(self) -> None:
+        self._start_compose("resume")
 
     # --- flags --------------------------------------------------------------------------------
 
