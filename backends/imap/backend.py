@@ -21,6 +21,7 @@ pending change can never hit another message after a UIDVALIDITY reset.
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import ipaddress
 import logging
 import re
@@ -157,7 +158,9 @@ class ImapReceiveBackend(ReceiveBackend):
     Options (`[accounts.NAME.receive]`): `max_message_size` (bytes, default
     100 MiB; larger messages are skipped and listed in `skipped`),
     `fetch_batch` (UIDs per FETCH, default 500), `push_folder` (the folder
-    IDLE watches, default INBOX).
+    IDLE watches, default INBOX), `idle` (false: poll even where the server
+    pushes), `folders` (shell patterns like mbsync's `Patterns`, e.g.
+    `["INBOX", "Lists/*"]`: only matching folders are mirrored; INBOX always is).
     """
 
     name = "imap"
@@ -191,6 +194,18 @@ class ImapReceiveBackend(ReceiveBackend):
         push_folder = ep.options.get("push_folder", "INBOX")
         if not isinstance(push_folder, str) or not push_folder:
             raise ConfigError("push_folder must be a folder name", key=where("push_folder"))
+        use_idle = ep.options.get("idle", True)
+        if not isinstance(use_idle, bool):
+            raise ConfigError("idle must be true or false", key=where("idle"))
+        patterns = ep.options.get("folders")
+        if patterns is not None and (
+            not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns)
+        ):
+            raise ConfigError("folders must be a list of folder patterns", key=where("folders"))
+        self.use_idle = use_idle
+        self.folder_patterns: tuple[str, ...] | None = (
+            tuple(patterns) if patterns is not None else None
+        )
         self.max_message_size = max_size
         self.batch = batch
         self.window = DEFAULT_WINDOW
@@ -234,7 +249,7 @@ class ImapReceiveBackend(ReceiveBackend):
         if not server:
             return frozenset(caps)  # before connecting: what every IMAP4rev1 server has
         caps.add(Capability.MOVE)  # UID MOVE, or emulated by COPY + STORE + EXPUNGE
-        if "IDLE" in server:
+        if "IDLE" in server and self.use_idle:
             caps.add(Capability.PUSH)
         if "CONDSTORE" in server or "QRESYNC" in server:
             caps.add(Capability.CONDSTORE)
@@ -345,10 +360,18 @@ class ImapReceiveBackend(ReceiveBackend):
             role = FolderRole.INBOX if name == "INBOX" else FolderRole.NONE
             for attr in entry.attributes:
                 role = _ROLES.get(attr, role)
-            folders.append(RemoteFolder(name, role, entry.selectable))
+            # A folder left out by `folders` stays listed, as one not to sync: listed,
+            # its local copy is not taken for one deleted on the server.
+            selectable = entry.selectable and self._wanted(name)
+            folders.append(RemoteFolder(name, role, selectable))
         self._wire_names = names
         folders.sort(key=lambda f: (f.name != "INBOX", f.name))
         return folders
+
+    def _wanted(self, name: str) -> bool:
+        if self.folder_patterns is None or name == "INBOX":
+            return True
+        return any(fnmatch.fnmatchcase(name, p) for p in self.folder_patterns)
 
     @staticmethod
     def _local_name(wire: bytes, delimiter: str | None) -> str:

@@ -17,6 +17,7 @@ from servers.harness import Mailstack, deliver_lmtp, reset_user_mail
 from tui_mail.config.load import load_config
 from tui_mail.core import commands as cmd
 from tui_mail.core import events as ev
+from tui_mail.core.capabilities import Capability
 from tui_mail.core.flags import Flag
 from tui_mail.sync.runtime import Runtime
 
@@ -206,3 +207,47 @@ async def test_an_offline_flag_change_is_replayed(ms: Mailstack, tmp_path: Path)
         assert not row.pending
     finally:
         await runtime.stop()
+
+
+async def test_folder_patterns_idle_off_and_small_batches(ms: Mailstack, tmp_path: Path) -> None:
+    for n in range(5):
+        deliver_lmtp(ms, USER, message(n))
+    c = server(ms)
+    try:
+        for folder in ("Archive", "Lists"):
+            c.create(folder)
+            c.append(folder, None, None, message(40 + len(folder)).replace(b"\n", b"\r\n"))
+    finally:
+        c.logout()
+    path = write_config(tmp_path, ms, security="tls")
+    text = path.read_text().replace(
+        'user = "alice"\npassword_command',
+        'folders = ["Arch*"]\nidle = false\nfetch_batch = 2\nuser = "alice"\npassword_command',
+        1,
+    )
+    path.write_text(text)
+    config = load_config(path)
+    events = Events()
+    runtime = Runtime(config)
+    await runtime.start(events, initial_sync=False, poll=False)
+    try:
+        assert isinstance(await events.run(runtime, cmd.SyncNow()), ev.Done)
+        assert runtime.index.count(USER, "INBOX") == 5  # INBOX always, in batches of 2
+        assert runtime.index.count(USER, "Archive") == 1
+        assert runtime.index.count(USER, "Lists") == 0  # not in `folders`: not mirrored
+        backend = runtime.receive_backend(USER)
+        assert backend is not None and not backend.has(Capability.PUSH)  # idle = false
+        # Run again: the left-out folder is not taken for one deleted on the server.
+        assert isinstance(await events.run(runtime, cmd.SyncNow()), ev.Done)
+        assert "Lists" in server_folders(ms)
+    finally:
+        await runtime.stop()
+
+
+def server_folders(ms: Mailstack) -> list[str]:
+    c = server(ms)
+    try:
+        _typ, data = c.list()
+        return [line.decode().rsplit(" ", 1)[-1].strip('"') for line in data if line]
+    finally:
+        c.logout()

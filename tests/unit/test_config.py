@@ -579,6 +579,17 @@ def test_pop3_option_range(tmp_path: Path) -> None:
     assert "expected an integer of 0 or more, got an integer -1" in str(err)
 
 
+def test_imap_tuning_options(tmp_path: Path) -> None:
+    options = 'fetch_batch = 50\nmax_message_size = 1000000\npush_folder = "Lists/x"\n'
+    config = load_text(tmp_path, imap(receive=options))
+    assert config.accounts["work"].receive.options["fetch_batch"] == 50
+    err = fail(tmp_path, imap(receive="fetch_batch = 0\n"))
+    assert err.key == "accounts.work.receive.fetch_batch"
+    assert "expected an integer above 0" in str(err)
+    err = fail(tmp_path, imap(receive='push_folder = ""\n'))
+    assert err.key == "accounts.work.receive.push_folder"
+
+
 def test_keys_table_values_must_be_strings(tmp_path: Path) -> None:
     text = "[keys]\nreply = 5\n" + imap()
     err = fail(tmp_path, text)

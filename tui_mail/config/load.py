@@ -316,6 +316,7 @@ _STR_LIST = _typed("an array of strings", _is_str_list)
 _PORT = _typed("an integer from 1 to 65535", lambda v: _is_int(v) and 1 <= v <= 65535)
 _DAYS = _typed("an integer of 0 or more", lambda v: _is_int(v) and v >= 0)
 _BYTES = _typed("a size in bytes above 0", lambda v: _is_int(v) and v > 0)
+_COUNT = _typed("an integer above 0", lambda v: _is_int(v) and v > 0)
 _SECONDS_CHECK = _typed("a number of seconds above 0", lambda v: _is_number(v) and v > 0)
 _EMAIL_CHECK = _typed(
     'an email address like "you@example.com"',
@@ -420,6 +421,9 @@ _BACKEND_OPTIONS: dict[str, dict[str, Validator]] = {
         "idle": _BOOL,
         "folders": _STR_LIST,
         "server_saves_sent": _BOOL,
+        "max_message_size": _BYTES,
+        "fetch_batch": _COUNT,
+        "push_folder": _NONEMPTY,
     },
     "pop3": {
         "delete_after_download": _BOOL,

@@ -65,9 +65,13 @@ CONFIG_TEMPLATE = """\
 #
 #   Extra keys for "imap":
 #   poll_interval        seconds between checks for new mail
-#   idle                 true to be told of new mail at once (IMAP IDLE)
-#   folders              only sync these folders, e.g. ["INBOX", "Sent"]
+#   idle                 true to be told of new mail at once (IMAP IDLE; default)
+#   folders              only sync folders matching these patterns, e.g.
+#                        ["Sent", "Lists/*"] (INBOX always syncs)
 #   server_saves_sent    true if the server files sent mail by itself
+#   push_folder          the folder IDLE watches (default "INBOX")
+#   fetch_batch          messages asked for per FETCH (default 500)
+#   max_message_size     skip (and report) messages larger than this many bytes
 #
 #   Extra keys for "pop3":
 #   delete_after_download  true to remove mail from the server once saved
