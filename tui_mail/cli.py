@@ -265,8 +265,9 @@ def _run_index_rebuild(args: argparse.Namespace) -> int:
 def _run_sync(args: argparse.Namespace) -> int:
     import asyncio  # here, not at the top: `tui-mail status` must start fast
 
-    from tui_mail.core.commands import SyncNow
+    from tui_mail.core.commands import Command, FlushOutbox, SyncNow
     from tui_mail.headless import run_commands, text_reporter
+    from tui_mail.sync.outbox import accounts_with_due_mail
 
     config = _load(args)
     names = _account_names(config, args.account)
@@ -277,7 +278,12 @@ def _run_sync(args: argparse.Namespace) -> int:
     report = text_reporter(quiet=args.quiet, watch=args.watch)
 
     async def once() -> bool:
-        plan = {n: [SyncNow(folder=args.folder, dry_run=args.dry_run)] for n in names}
+        plan: dict[str, list[Command]] = {
+            n: [SyncNow(folder=args.folder, dry_run=args.dry_run)] for n in names
+        }
+        if not args.dry_run:
+            for name in accounts_with_due_mail(names):
+                plan[name].insert(0, FlushOutbox())
         return await run_commands(config, plan, report)
 
     if args.watch:

@@ -334,3 +334,27 @@ def test_killed_during_sending_is_uncertain_and_not_resent(tmp_path: Path) -> No
         assert outbox_rows() == [(id_, "sent", 2, "")]
     finally:
         server.close()
+
+
+@pytest.mark.servers
+def test_sync_sends_what_the_outbox_holds_when_due(ms: Mailstack, tmp_path: Path) -> None:
+    token = uuid.uuid4().hex
+    raw = (
+        f"From: alice@localhost\nTo: bob@localhost\nSubject: cron {token}\n"
+        f"Message-ID: <{token}@localhost>\n\nsent by the next sync\n"
+    ).encode()
+    down = write_config(tmp_path, ms, port=free_port(), security="starttls")
+    assert run_send(down, stdin=raw).returncode == 75
+    up = write_config(tmp_path, ms, port=ms.submission_port, security="starttls")
+    sync = [sys.executable, "-m", "tui_mail", "--config", str(up), "sync"]
+    early = subprocess.run(sync, capture_output=True, timeout=120, env=os.environ.copy())
+    assert early.returncode == 0, early.stderr.decode()
+    assert copies(ms, "bob", token, wait=1) == []  # the retry is not due yet: backoff holds
+    db = Path(os.environ["XDG_DATA_HOME"]) / "tui-mail" / "index.sqlite3"
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE outbox SET retry_at = 1")  # as if the backoff had passed
+    conn.close()
+    due = subprocess.run(sync, capture_output=True, timeout=120, env=os.environ.copy())
+    assert due.returncode == 0, due.stderr.decode()
+    assert len(copies(ms, "bob", token)) == 1
+    assert [r[1] for r in outbox_rows()] == ["sent"]

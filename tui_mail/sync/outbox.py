@@ -883,6 +883,17 @@ async def headless_send(
         index.close()
 
 
+def accounts_with_due_mail(names: Sequence[str], index_path: Path | None = None) -> list[str]:
+    """Those of `names` with outbox messages due now: `tui-mail sync` sends them first,
+    so a send queued while offline leaves with the next cron run."""
+    index = MailIndex.open(index_path or paths.index_path())
+    try:
+        box = Outbox(index)
+        return [name for name in names if box.due(name)]
+    finally:
+        index.close()
+
+
 def outbox_listing(config: AppConfig, account: str | None, index_path: Path | None = None) -> str:
     """`tui-mail send --list`: every message not yet sent or cancelled, one per line."""
     names = pick_account(config, None, account)
