@@ -212,9 +212,10 @@ class ReceiveBackend(MailBackend):
         raise Unsupported(f"{self.name}: expunge detection is not available")
 
     async def fetch_header_fields(
-        self, folder: str, fields: Sequence[str]
+        self, folder: str, fields: Sequence[str], uids: Sequence[int] | None = None
     ) -> Sequence[tuple[int, bytes, FlagSet]]:
-        """(uid, raw header lines of `fields`, flags) for every message in `folder`."""
+        """(uid, raw header lines of `fields`, flags) for every message in `folder`
+        (only those `uids` when given)."""
         raise Unsupported(f"{self.name}: fetching headers is not available")
 
 

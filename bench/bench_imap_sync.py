@@ -7,7 +7,11 @@ and isync's `mbsync`. It loads COUNT synthetic messages spread over FOLDERS
 folders of alice's account, then, alternating the clients in each round:
 
 * ours    - `sync_account` into an empty AccountStore (Maildir + SQLite index
-            with full-text search), over IMAPS, as a fresh process;
+            with full-text search), over IMAPS, as a fresh process; it parses
+            headers and writes index rows in a helper process on the other core
+            (store/bulk.py), whose CPU and peak RSS the row's JSON shows
+            (`helper_cpu_s`, `helper_rss_mib`: the RSS column is the larger of
+            the two processes, not their sum);
 * raw     - our IMAP client alone: `fetch_messages` into plain Maildir files
             (the store's writer, no index), to separate the protocol from the
             indexing cost;
@@ -100,7 +104,16 @@ def child_ours(stack: str, dest: str) -> None:
             await b.close()
             index.close()
 
-    print(json.dumps(asyncio.run(run())))
+    out: dict[str, float] = dict(asyncio.run(run()))
+    import resource
+
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    helper = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out["cpu_s"] = round(me.ru_utime + me.ru_stime, 2)
+    if helper.ru_maxrss:
+        out["helper_cpu_s"] = round(helper.ru_utime + helper.ru_stime, 2)
+        out["helper_rss_mib"] = round(helper.ru_maxrss / 1024, 1)
+    print(json.dumps(out))
 
 
 def child_bodies(stack: str, dest: str) -> None:

@@ -88,6 +88,16 @@ def build_parser() -> argparse.ArgumentParser:
     rebuild = index_sub.add_parser("rebuild", help="recreate the index from the Maildir alone")
     rebuild.add_argument("--account", help="only this account")
 
+    fsck = sub.add_parser(
+        "fsck",
+        help="check the Maildir against the index (and the server); --repair fixes the index",
+        description="Never deletes a mail file or server mail. Exit status: 0 no problem "
+        "left, 1 problems left (the report says which).",
+    )
+    fsck.add_argument("--account", help="only this account")
+    fsck.add_argument("--repair", action="store_true", help="fix the index")
+    fsck.add_argument("--server", action="store_true", help="compare UIDs with the server too")
+
     sync = sub.add_parser("sync", help="synchronise accounts without the TUI")
     sync.add_argument("--account", help="only this account")
     sync.add_argument("--folder", help="only this folder")
@@ -183,6 +193,13 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _run_index_rebuild(args)
     if args.command == "sync":
         return _run_sync(args)
+    if args.command == "fsck":
+        from tui_mail.headless import run_fsck
+
+        config = _load(args)
+        names = _account_names(config, args.account)
+        ok = run_fsck(config, names, repair=args.repair, server=args.server)
+        return EXIT_OK if ok else EXIT_FAIL
     if args.command == "send":
         return _run_send(args)
     if args.command == "search":
@@ -362,6 +379,11 @@ def _log_handler() -> logging.Handler:
     try:
         log_dir = paths.state_dir()
         log_dir.mkdir(parents=True, exist_ok=True)
-        return logging.FileHandler(log_dir / "tui-mail.log")
+        handler = logging.FileHandler(log_dir / "tui-mail.log")
     except OSError:
         return logging.NullHandler()
+    from tui_mail.core.redact import RedactingFormatter
+
+    # Before basicConfig, which keeps a formatter it finds: no secret reaches the file.
+    handler.setFormatter(RedactingFormatter(logging.BASIC_FORMAT))
+    return handler

@@ -7,6 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 from tui_mail import paths
+from tui_mail.core.redact import redact
 
 
 def write_crash_report(error: BaseException | None = None) -> Path | str:
@@ -21,7 +22,7 @@ def write_crash_report(error: BaseException | None = None) -> Path | str:
             if error is not None
             else traceback.format_exc()
         )
-        crash.write_text(text)
+        crash.write_text(redact(text))  # a bug may have put a password in a message
         return crash
     except OSError:
         return "(no writable state directory)"

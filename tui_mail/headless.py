@@ -13,6 +13,7 @@ from typing import TextIO
 from tui_mail.config.schema import AppConfig
 from tui_mail.core import commands as cmd
 from tui_mail.core import events as ev
+from tui_mail.core.capabilities import Capability
 from tui_mail.core.sanitize import inert_line
 from tui_mail.sync.runtime import Runtime
 
@@ -207,3 +208,72 @@ async def watch(
 
 def _is_terminal(event: ev.Event) -> bool:
     return isinstance(event, (ev.Done, ev.Failed, ev.Cancelled, ev.UnsupportedReply))
+
+
+def run_fsck(
+    config: AppConfig,
+    accounts: Sequence[str],
+    *,
+    repair: bool = False,
+    server: bool = False,
+    out: TextIO = sys.stdout,
+) -> bool:
+    """`tui-mail fsck`: each account's Maildir against the index (and the server).
+
+    True when no problem is left. A damaged index file is only reported
+    without `repair`; with it, it is moved aside (kept) and rebuilt from the
+    Maildir. `repair` takes each server account's sync lock, so it never
+    races a running sync; only the index changes, never a mail file or the
+    server.
+    """
+    from tui_mail import paths
+    from tui_mail.core.errors import MailError
+    from tui_mail.store import fsck
+    from tui_mail.store.index import move_aside
+    from tui_mail.sync.lock import AccountLock
+
+    def say(line: str) -> None:
+        print(inert_line(line), file=out, flush=True)
+
+    index_file = paths.index_path()
+    damaged = fsck.check_index_file(index_file)
+    if damaged:
+        if not repair:
+            say(f"PROBLEM: the index {index_file} is {damaged}")
+            say("run `tui-mail fsck --repair` to move it aside and rebuild it from the Maildir")
+            return False
+        moved = move_aside(index_file)
+        say(f"repaired: the index was {damaged}; moved to {moved}, rebuilt from the Maildir")
+    runtime = Runtime(config, accounts=list(accounts))
+    if runtime.index.was_reset:
+        say(f"repaired: the index was unusable; moved to {runtime.index.moved_to}, rebuilt")
+    locks: list[AccountLock] = []
+    ok = True
+    try:
+        if repair:
+            for name in accounts:
+                receive = runtime.receive_backend(name)
+                if receive is not None and not receive.has(Capability.LOCAL_STORE):
+                    lock = AccountLock(name)
+                    lock.acquire()  # AccountLocked says who holds it
+                    locks.append(lock)
+        for name in accounts:
+            report = fsck.check_store(runtime.stores[name], repair=repair)
+            receive = runtime.receive_backend(name)
+            if server and receive is not None and not receive.has(Capability.LOCAL_STORE):
+                try:
+                    asyncio.run(
+                        fsck.check_server(receive, runtime.stores[name], report, repair=repair)
+                    )
+                except MailError as exc:
+                    report.findings.append(
+                        fsck.Finding("server", "", f"cannot check the server: {exc}")
+                    )
+            for line in report.lines():
+                say(line)
+            ok = ok and not report.problems
+    finally:
+        for lock in locks:
+            lock.release()
+        runtime.index.close()
+    return ok

@@ -60,6 +60,7 @@ from tui_mail.backends.imap.parse import (
     parse_search,
     parse_status_items,
     parse_vanished,
+    server_reason,
     server_text,
     to_bytes,
     uid_set,
@@ -83,6 +84,8 @@ DEFAULT_WINDOW = 2  # FETCH commands in flight
 _MAX_SET_TEXT = 8000
 # A server's listing may hold a few more UIDs than EXISTS said (new arrivals).
 _UID_SLACK = 100_000
+# The same for FETCH answers, which cost far more per message to collect.
+_FETCH_SLACK = 10_000
 
 _ROLES = {
     "\\sent": FolderRole.SENT,
@@ -414,9 +417,16 @@ class ImapReceiveBackend(ReceiveBackend):
             what = "does not exist on" if code == "NONEXISTENT" else "cannot be opened on"
             raise ProtocolError(
                 f"the folder {folder!r} {what} {self.settings.where}: "
-                f"{server_text(result.status.text)}"
+                f"{server_reason(result.status.text)}"
             )
         sel = _Selected(wire, _folder_state(result), readonly)
+        if not result.named("EXISTS"):
+            # Required by RFC 3501; taking its absence for "0 messages" would make
+            # the sync delete every local copy of the folder.
+            raise ProtocolError(
+                f"the IMAP server {self.settings.where} sent no message count (EXISTS) "
+                f"for {folder!r}"
+            )
         if sel.state.uidvalidity is None:
             raise ProtocolError(
                 f"the IMAP server {self.settings.where} sent no UIDVALIDITY for {folder!r}"
@@ -657,10 +667,21 @@ class ImapReceiveBackend(ReceiveBackend):
         else:
             cmd = b"UID FETCH 1:* (UID FLAGS MODSEQ) (CHANGEDSINCE %d)" % since_modseq
         out: dict[int, tuple[int, FlagSet, int | None]] = {}
+        bound = sel.state.exists + _FETCH_SLACK
         async for data in conn.fetch_stream([cmd]):
             if data.uid is not None and data.flags is not None:
                 out[data.uid] = (data.uid, flags_from_imap(data.flags), data.modseq)
+                if len(out) > bound:
+                    raise self._too_many(folder)
         return [out[u] for u in sorted(out)]
+
+    def _too_many(self, folder: str) -> ProtocolError:
+        # Nothing else bounds an answer to "1:*": a server that keeps inventing
+        # messages would grow memory for as long as it talks.
+        return ProtocolError(
+            f"the IMAP server {self.settings.where} sent more messages for {folder!r} "
+            "than the folder holds"
+        )
 
     async def expunged(
         self, folder: str, known: Sequence[int], since_modseq: int | None = None
@@ -688,15 +709,22 @@ class ImapReceiveBackend(ReceiveBackend):
         return sorted({u for u in known if u not in on_server})
 
     async def fetch_header_fields(
-        self, folder: str, fields: Sequence[str]
+        self, folder: str, fields: Sequence[str], uids: Sequence[int] | None = None
     ) -> list[tuple[int, bytes, FlagSet]]:
         conn, sel = await self._ensure_selected(folder)
-        if sel.state.exists == 0:
+        if sel.state.exists == 0 or (uids is not None and not uids):
             return []
         names = " ".join(f.upper() for f in fields).encode("ascii")
-        cmd = b"UID FETCH 1:* (UID FLAGS BODY.PEEK[HEADER.FIELDS (" + names + b")])"
+        items = b"(UID FLAGS BODY.PEEK[HEADER.FIELDS (" + names + b")])"
+        if uids is None:
+            cmds = [b"UID FETCH 1:* " + items]
+        else:
+            cmds = self._uid_commands(sorted(set(uids)), items)
         out: list[tuple[int, bytes, FlagSet]] = []
-        async for data in conn.fetch_stream([cmd]):
+        bound = sel.state.exists + _FETCH_SLACK
+        async for data in conn.fetch_stream(cmds):
+            if len(out) > bound:
+                raise self._too_many(folder)
             header = data.item("BODY[HEADER.FIELDS")
             if data.uid is None or header is None:
                 continue

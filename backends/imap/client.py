@@ -45,6 +45,7 @@ import asyncio
 import base64
 import collections
 import contextlib
+import dataclasses
 import logging
 import socket
 import ssl
@@ -56,6 +57,7 @@ from typing import TypeVar
 
 from tui_mail.backends.imap.parse import (
     DEFAULT_LIMITS,
+    RESPONSE_COST,
     Continuation,
     FetchData,
     Framer,
@@ -67,6 +69,7 @@ from tui_mail.backends.imap.parse import (
     capabilities_from,
     parse_fetch_response,
     parse_response,
+    server_reason,
     server_text,
 )
 from tui_mail.core.errors import (
@@ -136,12 +139,13 @@ class CommandResult:
 
 
 class _Pending:
-    __slots__ = ("future", "starttls", "stream", "tag", "untagged")
+    __slots__ = ("cost", "future", "starttls", "stream", "tag", "untagged")
 
     def __init__(self, tag: str, future: asyncio.Future[StatusResponse]) -> None:
         self.tag = tag
         self.future = future
         self.untagged: list[Reply] = []
+        self.cost = 0  # what `untagged` holds, in bytes (see Limits.max_untagged)
         self.stream: _FetchStream | None = None
         self.starttls = False
 
@@ -269,8 +273,7 @@ class ImapConnection(asyncio.Protocol):
                     self._stream.put(data)
                     return
                 self._note_change(data)
-                if self._order:
-                    self._order[0].untagged.append(data)
+                self._keep(data, parts)
                 return
         resp = parse_response(parts, self.s.limits)
         if isinstance(resp, Continuation):
@@ -297,10 +300,30 @@ class ImapConnection(asyncio.Protocol):
                 self.capabilities = capabilities_from(resp.args)
             if resp.name in _CHANGE_NAMES:
                 self._note_change(resp)
-        if self._order:
-            self._order[0].untagged.append(resp)
+        self._keep(resp, parts)
+
+    def _keep(self, resp: Reply, parts: list[bytes]) -> None:
+        """Give an untagged response to the oldest pending command, within its budget."""
+        if not self._order:
+            return
+        pending = self._order[0]
+        # EXPUNGE is never read from a result (the change is noted above): not kept,
+        # so one UID MOVE of 200k messages stays within the budget.
+        keep = not (isinstance(resp, Untagged) and resp.name == "EXPUNGE")
+        pending.cost += (RESPONSE_COST if keep else 128) + sum(map(len, parts))
+        limit = self.s.limits.max_untagged
+        if pending.cost > limit:
+            raise ProtocolError(
+                f"the IMAP server {self.s.where} sent more than {limit} bytes of responses "
+                "to one command"
+            )
+        if keep:
+            pending.untagged.append(resp)
 
     def _note_change(self, resp: Reply) -> None:
+        if isinstance(resp, FetchData) and resp.body is not None:
+            # Kept for inspection only: 10000 unrequested bodies would be gigabytes.
+            resp = dataclasses.replace(resp, body=None)
         self.unsolicited.append(resp)
         self.changed.set()
 
@@ -330,6 +353,10 @@ class ImapConnection(asyncio.Protocol):
         # What is in flight now fails with the cause itself (an oversized literal
         # is not a network problem); later calls just find the connection dead.
         err: MailError = cause if isinstance(cause, ProtocolError) else self._dead
+        if isinstance(cause, ProtocolError):
+            # Says "this ended the session" to callers that would otherwise go on
+            # with the next folder and show the account connected (sync/imap_sync.py).
+            cause.connection_lost = True  # type: ignore[attr-defined]
         self._failure = err
         transport = self._transport
         if transport is not None:
@@ -487,9 +514,8 @@ class ImapConnection(asyncio.Protocol):
         result = await self.command(*args)
         if not result.ok:
             verb = what or args[0].decode("ascii", "replace")
-            raise ProtocolError(
-                f"the IMAP server {self.s.where} refused {verb}: {server_text(result.status.text)}"
-            )
+            why = server_reason(result.status.text)
+            raise ProtocolError(f"the IMAP server {self.s.where} refused {verb}: {why}")
         return result
 
     async def pipeline(self, commands: Sequence[Sequence[bytes]]) -> list[CommandResult]:
@@ -663,13 +689,18 @@ class ImapConnection(asyncio.Protocol):
                     ssl_handshake_timeout=s.timeout,
                 )
         except Exception as exc:
-            raise map_error(exc, s) from None
+            raise _starttls_error(exc, s, "IMAP") from None
         if transport is None:
             raise ConnectError(f"the IMAP server {s.where} closed the connection during STARTTLS")
         self._transport = transport
         self._framer.reset()
         self._discard = False
         self.capabilities = frozenset()
+        # Untagged EXISTS/EXPUNGE/BYE seen before the handshake came in plaintext and
+        # may be forged: none of it may wake an IDLE or describe the mailbox.
+        self.unsolicited.clear()
+        self.changed.clear()
+        self._bye = None
         self.tls = True
 
     async def capability(self) -> frozenset[str]:
@@ -712,7 +743,7 @@ class ImapConnection(asyncio.Protocol):
                 )
         if not result.ok:
             code = result.status.code.name if result.status.code else ""
-            text = server_text(result.status.text)
+            text = server_reason(result.status.text)
             if code in ("UNAVAILABLE", "INUSE", "LIMIT"):
                 raise ConnectError(f"{who} is not possible right now: {text}")
             raise AuthError(f"{who} was refused: {text}")
@@ -832,6 +863,24 @@ def _new_context(s: ImapSettings) -> ssl.SSLContext:
                 key=f"{s.key_path}.ca_file" if s.key_path else None,
             ) from None
     return ctx
+
+
+def _starttls_error(exc: BaseException, s: ImapSettings, proto: str) -> MailError:
+    """A failed handshake after the server said OK to STARTTLS, named as such.
+
+    A server that accepts STARTTLS and then never speaks TLS (silence, or plaintext)
+    is broken or has someone in the middle: that is a TLS failure, not a network one.
+    """
+    if isinstance(exc, TimeoutError | ConnectionAbortedError):  # asyncio's handshake timeout
+        why = f"did not complete the TLS handshake within {s.timeout:g} seconds"
+    elif isinstance(exc, ssl.SSLError) and exc.reason == "WRONG_VERSION_NUMBER":
+        why = "then answered in plaintext instead of TLS"
+    else:
+        return map_error(exc, s)
+    return TLSError(
+        f"the {proto} server {s.where} accepted STARTTLS but {why} (a broken server or "
+        "someone in the middle); no credentials were sent"
+    )
 
 
 def map_error(exc: BaseException, s: ImapSettings) -> MailError:

@@ -16,7 +16,8 @@ Representation of parsed tokens (`Token`):
 
 Bounds: a line longer than `Limits.max_line`, a literal larger than
 `Limits.max_literal`, a response larger than `Limits.max_response` or lists
-nested deeper than `Limits.max_depth` raise `ProtocolError`; nothing a server
+nested deeper than `Limits.max_depth` raise `ProtocolError` (and the client
+bounds what one command may collect by `Limits.max_untagged`); nothing a server
 sends can make us buffer without limit or recurse.
 """
 
@@ -54,9 +55,23 @@ class Limits:
     max_literal: int = 100 * 1024 * 1024
     max_response: int = 110 * 1024 * 1024
     max_depth: int = 64
+    # Untagged responses kept for one command (LIST, SEARCH, STATUS...), each
+    # costed at its size plus `RESPONSE_COST`: a server that never completes a
+    # command but keeps talking would otherwise grow memory without end, and
+    # the silence timeout never fires on a server that talks.
+    max_untagged: int = 32 * 1024 * 1024
+
+
+# What one parsed response costs beyond its bytes (objects, tokens), for max_untagged.
+RESPONSE_COST = 512
 
 
 DEFAULT_LIMITS = Limits()
+
+
+def server_reason(raw: bytes | str) -> str:
+    """`server_text` for the reason of a refusal, which a server may leave out."""
+    return server_text(raw) or "(the server gave no reason)"
 
 
 def server_text(raw: bytes | str) -> str:
@@ -506,6 +521,13 @@ class FetchData:
 _BODY_KEYS = frozenset({"BODY[]", "RFC822", "BINARY[]"})
 
 
+def _nonzero_uid(uid: int) -> int:
+    # UIDs start at 1 (RFC 3501 nz-number); a 0 would be stored as a real message id.
+    if uid == 0:
+        raise ProtocolError("the IMAP server sent UID 0 in a FETCH response")
+    return uid
+
+
 def parse_fetch(seq: int, args: Sequence[Token]) -> FetchData:
     """The data of `* seq FETCH (key value ...)`."""
     if len(args) != 1 or not isinstance(args[0], list) or len(args[0]) % 2:
@@ -519,7 +541,7 @@ def parse_fetch(seq: int, args: Sequence[Token]) -> FetchData:
             raise ProtocolError("the IMAP server sent a malformed FETCH item name")
         k = key.upper()
         if k == "UID":
-            data.uid = to_int(value, "UID")
+            data.uid = _nonzero_uid(to_int(value, "UID"))
         elif k == "FLAGS":
             if not isinstance(value, list):
                 raise ProtocolError("the IMAP server sent malformed FLAGS")
@@ -569,7 +591,7 @@ def parse_fetch_response(
         data = FetchData(int(m.group(1)))
         for key, num, paren, quoted in _FAST_ITEM.findall(m.group(2)):
             if key == b"UID":
-                data.uid = int(num)
+                data.uid = _nonzero_uid(int(num))
             elif key == b"FLAGS":
                 data.flags = tuple(paren.decode("utf-8", "surrogateescape").split())
             elif key == b"MODSEQ":

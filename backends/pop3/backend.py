@@ -199,7 +199,7 @@ class Pop3ReceiveBackend(ReceiveBackend):
                     f"the POP3 session with {self.settings.where} ended during the download"
                 )
             try:
-                raw = await self._call(conn, conn.session.retrieve_bytes, num)
+                raw = await self._call(conn, conn.session.retrieve_bytes, num, conn.sizes.get(num))
             except ProtocolError as exc:
                 if not conn.session.connected:
                     raise  # the reply was cut or malformed: the session is gone
@@ -234,7 +234,7 @@ class Pop3ReceiveBackend(ReceiveBackend):
         num = conn.by_uidl.get(uidl)
         if num is None or num in conn.session.deleted:
             raise ProtocolError(f"message {uidl} is not on the POP3 server {self.settings.where}")
-        return await self._call(conn, conn.session.retrieve, num, sink)
+        return await self._call(conn, conn.session.retrieve, num, sink, conn.sizes.get(num))
 
     async def remove_from_server(self, folder: str, ids: Sequence[ServerId]) -> None:
         """Mark these messages with DELE; `close()` (QUIT) makes it happen.

@@ -62,8 +62,14 @@ log = logging.getLogger(__name__)
 
 # Bound for one status or listing line: poplib's own _MAXLINE (RFC 1939 says 512).
 MAX_LINE = 2048
-# Bound for a whole CAPA / UIDL / LIST body: ~64 MiB is ~1M messages of UIDL.
-MAX_LISTING = 64 * 1024 * 1024
+# Bound for a whole CAPA / UIDL / LIST body, each line costed at its length plus
+# LINE_COST (the bytes object and the list slot it takes here): ~400k messages
+# of UIDL. Counting bytes alone would let 64 MiB of "1 a" lines cost 600 MiB.
+MAX_LISTING = 32 * 1024 * 1024
+LINE_COST = 48
+# A message may exceed the size LIST announced (some servers count LF line
+# endings) but not by this much: beyond it the server is sending garbage.
+ANNOUNCED_SLACK = 64 * 1024
 MAX_CAPA = 64 * 1024
 # Message bytes are read and handed on in pieces of at most this size.
 CHUNK = 64 * 1024
@@ -191,11 +197,14 @@ class Pop3Session:
                 raise ProtocolError(f"the POP3 server {self.s.where} refused LIST")
             return parse_list_listing(lines)
 
-    def retrieve(self, num: int, sink: Callable[[bytes], None]) -> int:
+    def retrieve(
+        self, num: int, sink: Callable[[bytes], None], announced: int | None = None
+    ) -> int:
         """RETR `num`, passing the message bytes to `sink` in pieces; returns the size.
 
         The bytes are exactly what the server sent (CRLF line endings on the
         wire), minus the dot-stuffing and the terminating ".\\r\\n" line.
+        `announced`: the size LIST gave; a message far longer is a ProtocolError.
         """
         with self._guard():
             reply = self._short(f"RETR {num}")
@@ -205,11 +214,11 @@ class Pop3Session:
                 f"{server_text(reply.text)}"
             )
         with self._guard():
-            return self._read_message(num, sink)
+            return self._read_message(num, sink, announced)
 
-    def retrieve_bytes(self, num: int) -> bytes:
+    def retrieve_bytes(self, num: int, announced: int | None = None) -> bytes:
         parts: list[bytes] = []
-        self.retrieve(num, parts.append)
+        self.retrieve(num, parts.append, announced)
         return b"".join(parts)
 
     def dele(self, num: int) -> None:
@@ -260,10 +269,14 @@ class Pop3Session:
         if not reply.ok:
             raise TLSError(
                 f"the POP3 server {self.s.where} refused STLS: {server_text(reply.text)}"
+                "; no credentials were sent"
             )
         pop = self._conn()
         old_file = pop.file
-        pop.sock = ctx.wrap_socket(pop.sock, server_hostname=self.s.host)
+        try:
+            pop.sock = ctx.wrap_socket(pop.sock, server_hostname=self.s.host)
+        except (TimeoutError, ssl.SSLError) as exc:
+            raise _stls_error(exc, self.s) from None
         # A fresh reader: anything buffered before the handshake was sent in
         # plaintext (possibly injected) and must not be read as a TLS reply.
         pop.file = pop.sock.makefile("rb")
@@ -299,7 +312,7 @@ class Pop3Session:
         return parse_status(line)
 
     def _auth_failed(self, reply: Reply) -> None:
-        text = server_text(reply.text)
+        text = server_text(reply.text) or "(the server gave no reason)"
         who = f"POP3 login to {self.s.where} as {self.s.user}"
         if reply.code in _TRANSIENT_CODES:
             raise ConnectError(f"{who} is not possible right now: {text}")
@@ -343,7 +356,7 @@ class Pop3Session:
             line, end = unstuff(self._readline(MAX_LINE), True)
             if end:
                 return lines
-            total += len(line)
+            total += len(line) + LINE_COST
             if total > max_total:
                 raise ProtocolError(
                     f"the POP3 server {self.s.where} sent a {command} reply larger than "
@@ -355,9 +368,15 @@ class Pop3Session:
         lines = self._long("CAPA", MAX_CAPA)
         return None if lines is None else parse_capa(lines)
 
-    def _read_message(self, num: int, sink: Callable[[bytes], None]) -> int:
+    def _read_message(
+        self, num: int, sink: Callable[[bytes], None], announced: int | None = None
+    ) -> int:
         file = self._conn().file
         limit = self.s.max_message_size
+        if announced is not None:
+            # An endless message from a server that announced a small one fails
+            # after a little more than announced, not after max_message_size.
+            limit = min(limit, 2 * announced + ANNOUNCED_SLACK)
         total = 0
         buf = bytearray()
         at_start = True
@@ -376,6 +395,11 @@ class Pop3Session:
             at_start = chunk.endswith(b"\n")
             total += len(data)
             if total > limit:
+                if limit < self.s.max_message_size:
+                    raise ProtocolError(
+                        f"the POP3 server {self.s.where} sent more of message {num} than the "
+                        f"{announced} bytes it announced"
+                    )
                 raise ProtocolError(
                     f"message {num} on {self.s.where} is larger than max_message_size "
                     f"({limit} bytes)"
@@ -418,6 +442,24 @@ class Pop3Session:
             if isinstance(exc, MailError | KeyboardInterrupt | SystemExit):
                 raise
             raise _map_error(exc, s) from None
+
+
+def _stls_error(exc: TimeoutError | ssl.SSLError, s: Pop3Settings) -> MailError:
+    """A failed handshake after the server said +OK to STLS, named as such: a server
+    that then stays silent or answers in plaintext is broken or has someone in the
+    middle, which is a TLS failure, not a network one."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return _map_error(exc, s)
+    if isinstance(exc, TimeoutError):
+        why = f"did not complete the TLS handshake within {s.timeout:g} seconds"
+    elif exc.reason == "WRONG_VERSION_NUMBER":
+        why = "then answered in plaintext instead of TLS"
+    else:
+        return _map_error(exc, s)
+    return TLSError(
+        f"the POP3 server {s.where} accepted STLS but {why} (a broken server or someone "
+        "in the middle); no credentials were sent"
+    )
 
 
 def _proto_text(exc: poplib.error_proto) -> bytes | str:

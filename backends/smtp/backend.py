@@ -129,7 +129,7 @@ class SmtpSendBackend(SendBackend):
             except (aiosmtplib.SMTPException, OSError, TimeoutError, ValueError) as exc:
                 try:
                     self._raise_send_error(exc)
-                except ConnectError as lost:
+                except (ConnectError, ProtocolError) as lost:
                     # Lost once DATA began: the server may have queued it. The outbox
                     # must not resend on its own (docs/outbox.md).
                     lost.delivery_uncertain = stage.started  # type: ignore[attr-defined]
@@ -322,7 +322,20 @@ class SmtpSendBackend(SendBackend):
         where, timeout = self.where, self.endpoint.timeout
         tls_error = _find(exc, ssl.SSLError)
         if tls_error is not None:
+            if securing and getattr(tls_error, "reason", "") == "WRONG_VERSION_NUMBER":
+                raise TLSError(
+                    f"{where}: the server accepted STARTTLS but then answered in plaintext "
+                    "instead of TLS (a broken server or someone in the middle); nothing was "
+                    "sent unencrypted"
+                ) from None
             raise TLSError(f"{where}: TLS failed: {_ssl_reason(tls_error)}") from None
+        if securing and "upgrading transport" in str(exc):
+            # aiosmtplib's words once the server said 220 to STARTTLS: the handshake hung.
+            raise TLSError(
+                f"{where}: the server accepted STARTTLS but did not complete the TLS handshake "
+                f"within {timeout:g} seconds (a broken server or someone in the middle); "
+                "nothing was sent unencrypted"
+            ) from None
         if isinstance(exc, TimeoutError):  # aiosmtplib's timeouts subclass it
             hint = ""
             if self.security == "starttls":
@@ -332,6 +345,8 @@ class SmtpSendBackend(SendBackend):
             raise ConnectError(
                 f"{where}: the server refused the connection: {exc.code} {_reply_text(exc.message)}"
             ) from None
+        if _garbled(exc):
+            raise ProtocolError(_garbled_text(where, exc)) from None
         if isinstance(exc, aiosmtplib.SMTPHeloError):
             raise ProtocolError(
                 f"{where}: the server refused EHLO: {exc.code} {_reply_text(exc.message)}"
@@ -358,6 +373,9 @@ class SmtpSendBackend(SendBackend):
     def _raise_send_error(self, exc: BaseException) -> NoReturn:
         """Map a failure inside MAIL/RCPT/DATA."""
         where = self.where
+        if _garbled(exc):
+            # Not a refusal: nothing can be known about what the server did with it.
+            raise ProtocolError(_garbled_text(where, exc)) from None
         if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
             raise RecipientsRefused(
                 where, {r.recipient: (r.code, _reply_text(r.message)) for r in exc.recipients}
@@ -485,6 +503,16 @@ def _os_reason(exc: BaseException) -> str:
             return cur.strerror or str(cur) or type(cur).__name__
         cur = cur.__cause__
     return str(exc) or type(exc).__name__
+
+
+def _garbled(exc: BaseException) -> bool:
+    """aiosmtplib's code for a reply it could not read (too long, no numeric code)."""
+    return isinstance(exc, aiosmtplib.SMTPResponseException) and exc.code < 0
+
+
+def _garbled_text(where: str, exc: BaseException) -> str:
+    message = getattr(exc, "message", "") or str(exc)
+    return f"{where}: the server sent a reply that is not SMTP: {_reply_text(message)[:200]}"
 
 
 def _reply_text(message: str) -> str:

@@ -494,3 +494,67 @@ async def test_stored_server_ids_are_usable(ms: Mailstack, store: AccountStore) 
         assert r.removed == 1 and local_files(store) == {}
     finally:
         await b.close()
+
+
+# ---------------------------------------------------------------- bulk index helper
+
+
+async def test_download_through_the_index_helper_then_a_cut_and_a_rerun(
+    ms: Mailstack, store: AccountStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A large download indexes in store/bulk.py's helper process (here forced from one
+    message on, in small batches): the same files and rows as in-process, one helper
+    for the whole run, and a cut mid-download leaves rows only for durable files."""
+    from tui_mail.store import account_store, bulk
+
+    monkeypatch.setattr(account_store, "BULK_HELPER_MIN", 1)
+    monkeypatch.setattr("tui_mail.sync.imap_sync.DELIVER_BATCH", 7)
+    started: list[int] = []
+
+    class Counted(bulk.IndexHelper):
+        def __init__(self, path: Path) -> None:
+            super().__init__(path)
+            started.append(self.pid)
+
+    monkeypatch.setattr(account_store, "IndexHelper", Counted)
+    for n in range(60):
+        deliver_lmtp(ms, USER, sample(n))
+    c = imap(ms)
+    c.create("Bulk")
+    for n in range(60, 90):
+        c.append("Bulk", "(\\Seen)", None, sample(n).replace(b"\n", b"\r\n"))
+    c.logout()
+
+    b = make(ms)
+    b.batch = 10
+
+    def cut(folder: str, done: int, total: int, nbytes: int) -> None:
+        if folder == "INBOX" and done == 33:
+            conn = b._conn
+            assert conn is not None
+            conn._transport.abort()  # type: ignore[union-attr]  # as a dropped network would
+
+    try:
+        with pytest.raises(ConnectError):
+            await sync_account(b, store, cut)
+        assert store.bulk_helper is None  # stopped with the run
+        partial = local_files(store)
+        assert 7 <= len(partial) < 60
+        # Every row names a file on disk; the last batches' files may still lack rows
+        # (the next run adopts them), but never the other way round.
+        on_disk = {mid for mid in partial}
+        assert {mid for mid, _, _ in rows(store)} <= on_disk
+
+        result = await sync_account(b, store)
+        assert result.fetched + len(partial) >= 90 and not result.errors
+        for folder in ("INBOX", "Bulk"):
+            server = dovecot_files(ms, folder)
+            local = local_files(store, folder)
+            assert set(local) == set(server), folder
+            for mid, (data, letters) in server.items():
+                assert local[mid] == [(data, letters)], mid  # one copy, same bytes and flags
+            uids = sorted(u for _, u, _ in rows(store, folder))
+            assert uids == list(range(1, len(server) + 1)), folder
+        assert len(started) == 2  # one helper per run, shared by both folders
+    finally:
+        await b.close()

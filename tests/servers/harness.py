@@ -204,3 +204,48 @@ def reset_user_mail(ms: Mailstack, user: str) -> None:
             raise MailstackError(f"sessions of {user} did not end after doveadm kick")
         time.sleep(0.02)
     shutil.rmtree(ms.dir / "mail" / user, ignore_errors=True)
+
+
+_USER_RE = re.compile(r"[a-z0-9._-]+")
+_PASSWORD_RE = re.compile(r"[A-Za-z0-9._+-]+")
+
+
+def add_user(ms: Mailstack, user: str, password: str) -> None:
+    """Give the running stack one more mail user (IMAP/POP3 login, LMTP delivery).
+
+    Dovecot re-reads its passwd-file when it changes, so the user can log in at
+    once; MAILSTACK_USERS in mailstack.env is updated too, so a later `start` of
+    the same DIR (which re-renders the users) keeps it and makes it a Postfix
+    recipient as well. Adding a user that exists with the same password is a no-op.
+    """
+    if ms.users.get(user) == password:
+        return
+    if user in ms.users:
+        raise ValueError(f"mailstack user {user!r} exists with another password")
+    if not _USER_RE.fullmatch(user) or not _PASSWORD_RE.fullmatch(password):
+        raise ValueError(f"bad mailstack user or password: {user!r}")
+    with open(ms.dir / "etc" / "users", "a") as f:  # keeps root:dovecot 0640
+        f.write(f"{user}:{{PLAIN}}{password}::::::\n")
+    env_file = ms.dir / "mailstack.env"
+    users = " ".join(f"{u}:{p}" for u, p in {**ms.users, user: password}.items())
+    text = re.sub(
+        r"(?m)^MAILSTACK_USERS=.*$", f'MAILSTACK_USERS="{users}"', env_file.read_text(), count=1
+    )
+    env_file.write_text(text)
+    ms.users[user] = password
+    ms.env["MAILSTACK_USERS"] = users
+    # Dovecot notices a changed passwd-file at its next lookup, but looks at the
+    # file at most about once a second: wait until it knows the user.
+    deadline = time.monotonic() + 10
+    while ms.doveadm("user", user, check=False).returncode != 0:
+        if time.monotonic() > deadline:
+            raise MailstackError(f"dovecot did not pick up the new user {user!r}")
+        time.sleep(0.1)
+
+
+def load_mail(ms: Mailstack, user: str, count: int, mailbox: str = "INBOX") -> None:
+    """Bulk-load `count` synthetic messages into `user`'s `mailbox` (mailstack.sh load;
+    see loadmail.py for what they look like)."""
+    if user not in ms.users:
+        raise ValueError(f"unknown mailstack user {user!r}")
+    _run_script("load", str(ms.dir), user, str(count), mailbox, timeout=300)

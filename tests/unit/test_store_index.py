@@ -15,7 +15,7 @@ import pytest
 
 from tui_mail.core.models import Address, FolderRole, ServerId
 from tui_mail.store.account_store import AccountStore, RescanResult, role_for_name
-from tui_mail.store.index import MailIndex
+from tui_mail.store.index import SCHEMA_VERSION, MailIndex
 from tui_mail.store.journal import Journal
 from tui_mail.store.maildir import StoredFile
 from tui_mail.store.parse import ParsedHeaders
@@ -384,5 +384,7 @@ def test_version_1_index_is_upgraded_in_place(tmp_path: Path) -> None:
     store = AccountStore("acct", tmp_path / "mail", again)
     store.deliver_many("INBOX", [(_raw(2), "", None)])
     assert again.fts_pending_count("acct") == 1
-    assert again.execute_read("SELECT value FROM meta WHERE key = 'schema_version'") == [("2",)]
+    assert again.execute_read("SELECT value FROM meta WHERE key = 'schema_version'") == [
+        (str(SCHEMA_VERSION),)
+    ]
     again.close()

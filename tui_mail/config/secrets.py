@@ -10,6 +10,7 @@ import subprocess
 
 from tui_mail.config.schema import EndpointConfig
 from tui_mail.core.errors import ConfigError
+from tui_mail.core.redact import remember
 
 COMMAND_TIMEOUT = 30.0  # seconds; long enough for a GPG pinentry prompt
 _STDERR_LIMIT = 200
@@ -17,10 +18,12 @@ _STDERR_LIMIT = 200
 
 def resolve_password(ep: EndpointConfig) -> str:
     """The password of `ep`: the output of `password_command`, else `password`."""
+    # remember(): should a bug ever put the secret into a message, logs, crash reports
+    # and error lines print "[redacted]" instead (tui_mail/core/redact.py).
     if ep.password_command:
-        return run_secret_command(ep.password_command, f"{ep.key_path}.password_command")
+        return remember(run_secret_command(ep.password_command, f"{ep.key_path}.password_command"))
     if ep.password is not None:
-        return ep.password
+        return remember(ep.password)
     raise ConfigError(
         "no password configured; set password_command (for example "
         '"pass show mail/work") or password',
@@ -31,7 +34,9 @@ def resolve_password(ep: EndpointConfig) -> str:
 def resolve_oauth_token(ep: EndpointConfig) -> str:
     """The OAuth2 access token printed by `oauth_token_command`."""
     if ep.oauth_token_command:
-        return run_secret_command(ep.oauth_token_command, f"{ep.key_path}.oauth_token_command")
+        return remember(
+            run_secret_command(ep.oauth_token_command, f"{ep.key_path}.oauth_token_command")
+        )
     raise ConfigError("no oauth_token_command configured", key=ep.key_path or None)
 
 

@@ -67,11 +67,13 @@ def base_subject(subject: str) -> str:
     Equal to the index's `sort_subject` column, which is what lets the lookup use
     its index.
     """
+    if ":" not in subject:  # every prefix ends in ":"; most subjects have none
+        return subject.strip().casefold()
     return _REPLY_PREFIX.sub("", subject).strip().casefold()
 
 
 def is_reply_subject(subject: str) -> bool:
-    return _REPLY_PREFIX.match(subject) is not None
+    return ":" in subject and _REPLY_PREFIX.match(subject) is not None
 
 
 @dataclass(frozen=True)
@@ -138,14 +140,16 @@ def assign_threads(
             # Two indexed threads sharing an id a new row names: that row would join
             # them anyway, so joining them now gives the same result.
             seen[ident] = uf.merge((seen[ident], thread)) if ident in seen else thread
-    by_subject = _subject_candidates(conn, account, rows, indexed)
+    bases = [base_subject(r.subject) for r in rows]  # once per row: it is a regex pass
+    by_subject = _subject_candidates(conn, account, rows, indexed, bases)
     result: dict[int, int] = {}
-    for row, mine in zip(rows, idents, strict=True):
+    for row, mine, subject in zip(rows, idents, bases, strict=True):
         found = {seen[i] for i in mine if i in seen}
-        subject = base_subject(row.subject)
         reply = is_reply_subject(row.subject)
         if subject and not row.parents:
-            found.update(_subject_matches(by_subject.get(subject, ()), row.date, reply, uf))
+            candidates = by_subject.get(subject)
+            if candidates:
+                found.update(_subject_matches(candidates, row.date, reply, uf))
         thread = uf.merge(found) if found else row.id
         for ident in mine:
             seen[ident] = thread
@@ -188,12 +192,18 @@ def _subject_matches(
         return {pick.thread}
     # An original: the reference-less replies to it that were indexed first, unless
     # their thread already has an original of its own.
+    near = [
+        c
+        for c in candidates
+        if c.reply and c.refless and date - CLOCK_SKEW <= c.date <= date + SUBJECT_WINDOW
+    ]
+    if not near:  # the usual case: other originals of the subject only
+        return set()
     margin = SUBJECT_WINDOW + CLOCK_SKEW  # what _subject_candidates fetched, for each row
     claimed = {
         uf.find(c.thread) for c in candidates if not c.reply and abs(c.date - date) <= margin
     }
-    near = [c for c in candidates if date - CLOCK_SKEW <= c.date <= date + SUBJECT_WINDOW]
-    return {c.thread for c in near if c.reply and c.refless and uf.find(c.thread) not in claimed}
+    return {c.thread for c in near if uf.find(c.thread) not in claimed}
 
 
 def _subject_candidates(
@@ -201,12 +211,17 @@ def _subject_candidates(
     account: str,
     rows: Sequence[NewMessage],
     indexed: set[int],
+    bases: Sequence[str] | None = None,
 ) -> dict[str, list[_SubjectSeen]]:
-    """Indexed messages that rows without references may join by subject (one query)."""
-    lookups = [r for r in rows if not r.parents and base_subject(r.subject)]
+    """Indexed messages that rows without references may join by subject (one query).
+
+    `bases`: base_subject() of each row, when the caller has them already."""
+    if bases is None:
+        bases = [base_subject(r.subject) for r in rows]
+    lookups = [r for r, b in zip(rows, bases, strict=True) if b and not r.parents]
     if not lookups:
         return {}
-    subjects = sorted({base_subject(r.subject) for r in lookups})
+    subjects = sorted({b for r, b in zip(rows, bases, strict=True) if b and not r.parents})
     margin = SUBJECT_WINDOW + CLOCK_SKEW  # covers every row's own window
     lo = min(r.date for r in lookups) - margin
     hi = max(r.date for r in lookups) + margin

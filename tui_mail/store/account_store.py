@@ -7,13 +7,17 @@ picks up; the reverse (a row without a file) never happens through here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+import logging
+import os
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from tui_mail.core.errors import StoreError
 from tui_mail.core.flags import normalise_maildir_letters
 from tui_mail.core.models import Folder, FolderRole, MessageRef, ServerId
+from tui_mail.store.bulk import BulkHelperError, IndexHelper, WrittenFile
 from tui_mail.store.index import IndexedFile, MailIndex
 from tui_mail.store.maildir import (
     INBOX,
@@ -36,6 +40,19 @@ from tui_mail.store.parse import (
 RESCAN_CHUNK = 500
 # fill_fts default: ~0.1-0.2 s of work, so an idle worker stays responsive.
 FTS_CHUNK = 200
+# Downloads from this many messages on index in a helper process (see bulk()): its
+# start (~0.1 s of CPU, on the other core) pays for itself from about here.
+BULK_HELPER_MIN = 1000
+
+log = logging.getLogger(__name__)
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
 
 _ROLE_NAMES: dict[str, FolderRole] = {
     "inbox": FolderRole.INBOX,
@@ -91,6 +108,9 @@ class AccountStore:
         self.account = account
         self.index = index
         self.maildir = MaildirStore(root)
+        self.bulk_helper: IndexHelper | None = None  # see bulk()
+        self._bulk_depth = 0
+        self._bulk_failed = False  # the helper cannot start here: do not try each time
 
     @property
     def root(self) -> Path:
@@ -131,17 +151,67 @@ class AccountStore:
         fields at once (parse_headers); the body text for search is left to
         fill_fts, which the full parse made 3-5x the cost of everything else.
         """
+        return self.index_files(folder, self.write_files(folder, messages))
+
+    def write_files(
+        self, folder: str, messages: Iterable[tuple[bytes, str, ServerId | None]]
+    ) -> list[WrittenFile]:
+        """deliver_many's first half: every file written, fsynced and renamed, and its
+        directory fsynced, before this returns. Give the result to index_files."""
         folder = INBOX if is_inbox(folder) else folder
-        items: list[tuple[StoredFile, ParsedHeaders, ServerId | None]] = []
+        written: list[WrittenFile] = []
         with self.maildir.batch():
             for raw, flags, server in messages:
-                stored = self.maildir.add(folder, raw, flags)
-                items.append((stored, parse_headers(raw, stored.mtime), server))
-        ids = self.index.upsert_many(self.account, folder, items)
+                written.append((self.maildir.add(folder, raw, flags), raw, server))
+        return written
+
+    def index_files(self, folder: str, written: Sequence[WrittenFile]) -> list[MessageRef]:
+        """deliver_many's second half: the rows of files write_files made durable, in
+        one transaction (in the bulk helper process while one is attached)."""
+        folder = INBOX if is_inbox(folder) else folder
+        helper = self.bulk_helper
+        ids: list[int] | None = None
+        if helper is not None and written:
+            try:
+                ids = helper.upsert_many(self.account, folder, written)
+            except BulkHelperError as exc:
+                # Never worse than without it: this batch and the rest are indexed here.
+                log.warning("account %s: %s; indexing in this process", self.account, exc)
+                self.bulk_helper = None
+                helper.close()
+        if ids is None:
+            items = [(s, parse_headers(raw, s.mtime), server) for s, raw, server in written]
+            ids = self.index.upsert_many(self.account, folder, items)
         return [
             MessageRef(self.account, folder, s.key, i)
-            for (s, _, _), i in zip(items, ids, strict=True)
+            for (s, _, _), i in zip(written, ids, strict=True)
         ]
+
+    @contextlib.contextmanager
+    def bulk(self, messages: int, *, early: bool = False) -> Iterator[None]:
+        """Around a download of `messages` messages: from BULK_HELPER_MIN on, index_files
+        hands parsing and rows to a helper process (store/bulk.py) on another core,
+        kept for nested or later blocks until the outermost one ends. `early`: start
+        it now whatever the count (a first sync, before the counts are known)."""
+        self._bulk_depth += 1
+        try:
+            if (
+                (messages >= BULK_HELPER_MIN or early)
+                and self.bulk_helper is None
+                and not self._bulk_failed
+                and _cpus() > 1
+            ):
+                try:
+                    self.bulk_helper = IndexHelper(self.index.path)
+                except BulkHelperError as exc:
+                    log.warning("account %s: %s; indexing in this process", self.account, exc)
+                    self._bulk_failed = True
+            yield
+        finally:
+            self._bulk_depth -= 1
+            if self._bulk_depth == 0 and self.bulk_helper is not None:
+                helper, self.bulk_helper = self.bulk_helper, None
+                helper.close()
 
     def set_flags(self, ref: MessageRef, flags: str, pending: bool = False) -> MessageRef:
         """New flag letters on disk (moving new/ to cur/), then in the row."""

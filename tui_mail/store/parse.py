@@ -252,9 +252,23 @@ def _simple_addresses(raw: str) -> list[tuple[str, str]] | None:
     return pairs
 
 
-def _addresses(value: str | None) -> list[Address]:
+def _addresses(value: str | None) -> tuple[Address, ...]:
+    """Memoised by the raw header: the same From and To lines come back all the time
+    (a list, the user's own address), and parsing one costs ~3 us."""
     if not value:
-        return []
+        return ()
+    found = _ADDRESS_CACHE.get(value)
+    if found is None:
+        if len(_ADDRESS_CACHE) >= 4096:
+            _ADDRESS_CACHE.clear()  # bounded, whatever a mailbox holds
+        found = _ADDRESS_CACHE[value] = tuple(_parse_addresses(value))
+    return found
+
+
+_ADDRESS_CACHE: dict[str, tuple[Address, ...]] = {}
+
+
+def _parse_addresses(value: str) -> list[Address]:
     raw = _fix_8bit(_unfold(value))
     pairs = _simple_addresses(raw)
     if pairs is None:
@@ -723,8 +737,8 @@ def _from_fields(
     return ParsedHeaders(
         date=date,
         sender=senders[0] if senders else _EMPTY,
-        to=tuple(_addresses(first.get("to"))),
-        cc=tuple(_addresses(first.get("cc"))),
+        to=_addresses(first.get("to")),
+        cc=_addresses(first.get("cc")),
         subject=_header_text(first.get("subject")),
         message_id=_message_id(first.get("message-id")),
         in_reply_to=reply_ids[0] if reply_ids else "",

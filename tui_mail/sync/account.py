@@ -19,9 +19,10 @@ from tui_mail.config.schema import AccountConfig
 from tui_mail.core import commands as cmd
 from tui_mail.core import events as ev
 from tui_mail.core.capabilities import Capability
-from tui_mail.core.errors import AuthError, ConnectError, MailError, Unsupported
+from tui_mail.core.errors import AuthError, ConnectError, MailError, ProtocolError, Unsupported
 from tui_mail.core.flags import Flag, FlagSet
 from tui_mail.core.models import FolderRole, MessageRef, ServerId
+from tui_mail.core.redact import redact
 from tui_mail.store.account_store import AccountStore
 from tui_mail.store.journal import Journal
 from tui_mail.store.maildir import to_local_line_endings
@@ -227,7 +228,7 @@ class AccountWorker:
             self.emit(
                 ev.Failed,
                 in_reply_to=command.id,
-                message=f"internal error in {type(command).__name__}: {exc}",
+                message=f"internal error in {type(command).__name__}: {redact(str(exc))}",
             )
         else:
             self.emit(ev.Done, in_reply_to=command.id)
@@ -427,6 +428,12 @@ class AccountWorker:
         except ConnectError as exc:
             await self._connection_lost(exc)
             raise
+        except ProtocolError as exc:
+            if _ended_session(exc):
+                await self._connection_lost(exc)
+            else:  # only this answer was refused: the account is not "syncing" for ever
+                self.emit(ev.ConnectionChanged, state=ev.ConnectionState.CONNECTED)
+            raise
         self.emit(ev.ConnectionChanged, state=ev.ConnectionState.CONNECTED)
         if command.dry_run:
             planned = result.describe()
@@ -544,7 +551,9 @@ class AccountWorker:
         elif self.connected and self.receive is not None:
             try:
                 pushed = await push_pending(self.receive, self.store, self.journal)
-            except ConnectError as exc:
+            except (ConnectError, ProtocolError) as exc:
+                if not _ended_session(exc):
+                    raise
                 await self._connection_lost(exc)  # stays pending; replayed at the next sync
             else:
                 if pushed.confirmed:
@@ -629,8 +638,9 @@ class AccountWorker:
         executor = Executor(backend, self.store, self.journal)
         try:
             await executor.run(steps)
-        except ConnectError as exc:
-            await self._connection_lost(exc)
+        except (ConnectError, ProtocolError) as exc:
+            if _ended_session(exc):
+                await self._connection_lost(exc)
             raise
         finally:
             if executor.removed:
@@ -746,6 +756,12 @@ class AccountWorker:
     def _announce_folders(self, folders: set[str]) -> None:
         for folder in sorted(folders):
             self.emit(ev.MessagesChanged, folder=folder)
+
+
+def _ended_session(exc: MailError) -> bool:
+    """A dropped link, or a reply so broken that the client threw the connection
+    away (the IMAP client marks those `connection_lost`): the account is offline."""
+    return isinstance(exc, ConnectError) or bool(getattr(exc, "connection_lost", False))
 
 
 def envelope_for(raw: bytes, default_sender: str) -> tuple[str, list[str], bytes]:

@@ -70,6 +70,7 @@ from tui_mail.sync.plan import (
     SetLocalFlags,
     SetRole,
     Step,
+    adopt_orphans,
     current_uids,
     folders_needing_validity,
     plan_folder,
@@ -269,6 +270,8 @@ async def sync_folder(
     plan = plan_folder(
         folder, saved, remote, messages, mine, answers, reads=reads, exists_locally=exists
     )
+    if not reads.message_ids:
+        plan = await _adopt(backend, folder, plan, messages, remote.uidvalidity)
     if plan.uidvalidity_changed:
         log.warning(
             "account %s: UIDVALIDITY of %r changed (%s -> %s); re-matching local messages",
@@ -288,6 +291,27 @@ async def sync_folder(
             plan=plan,
         )
     return await Executor(backend, store, journal, progress).run_folder(plan)
+
+
+async def _adopt(
+    backend: ReceiveBackend,
+    folder: str,
+    plan: FolderPlan,
+    messages: Sequence[LocalMessage],
+    uidvalidity: int,
+) -> FolderPlan:
+    """Copies without a UID may be messages the plan is about to fetch (a run killed
+    between writing files and their rows): ask for just those Message-IDs first."""
+    orphans = [m for m in messages if m.uid is None and m.message_id]
+    fetching = [u for s in plan.of(Fetch) if isinstance(s, Fetch) for u in s.uids]
+    if not orphans or not fetching:
+        return plan
+    try:
+        headers = await backend.fetch_header_fields(folder, ["MESSAGE-ID"], uids=fetching)
+    except Unsupported:
+        return plan
+    ids = [(uid, parse_message(h).message_id or "") for uid, h, _ in headers]
+    return adopt_orphans(plan, orphans, ids, uidvalidity)
 
 
 def _folder_exists(store: AccountStore, folder: str) -> bool:
@@ -559,19 +583,47 @@ async def _download(
     batch: list[tuple[bytes, str, ServerId | None]] = []
     size = 0
     stored = 0
-    # While one batch is written (in a thread), the next keeps arriving: the
-    # connection buffers it, bounded by the client's flow control.
-    async for msg in backend.fetch_messages(folder, uids, cb):
-        received += len(msg.raw)
-        batch.append((to_local_line_endings(msg.raw), msg.flags.to_maildir(), msg.server_id))
-        size += len(msg.raw)
-        if len(batch) >= DELIVER_BATCH or size >= DELIVER_BYTES:
-            await asyncio.to_thread(store.deliver_many, folder, batch)
-            stored += len(batch)
-            batch, size = [], 0
-    if batch:
-        await asyncio.to_thread(store.deliver_many, folder, batch)
-        stored += len(batch)
+    letters: dict[FlagSet, str] = {}  # a folder has few distinct flag sets
+    # The rows of the batch before the one being written: files are durable before
+    # their rows are written (write_files returns only then), and every row is
+    # committed before this returns, so before the folder's state is saved.
+    indexing: asyncio.Task[list[MessageRef]] | None = None
+
+    async def flush() -> None:
+        nonlocal indexing, stored
+        written = await asyncio.to_thread(store.write_files, folder, batch)
+        if indexing is not None:
+            stored += len(await asyncio.shield(indexing))
+        indexing = asyncio.ensure_future(asyncio.to_thread(store.index_files, folder, written))
+
+    # While one batch is written (in a thread) and the one before is indexed (in
+    # another, or in the store's helper process on another core), the next keeps
+    # arriving: the connection buffers it, bounded by the client's flow control.
+    with store.bulk(len(uids)):
+        try:
+            async for msg in backend.fetch_messages(folder, uids, cb):
+                raw = msg.raw
+                received += len(raw)
+                flags = letters.get(msg.flags)
+                if flags is None:
+                    flags = letters[msg.flags] = msg.flags.to_maildir()
+                batch.append((to_local_line_endings(raw), flags, msg.server_id))
+                size += len(raw)
+                if len(batch) >= DELIVER_BATCH or size >= DELIVER_BYTES:
+                    await flush()
+                    batch, size = [], 0
+            if batch:
+                await flush()
+            if indexing is not None:
+                stored += len(await asyncio.shield(indexing))
+                indexing = None
+        finally:
+            if indexing is not None and not indexing.done():
+                # Failed or cancelled while a batch's rows are being written in a
+                # thread (which cannot be stopped): let them land first.
+                await asyncio.wait([indexing])
+            if indexing is not None and not indexing.cancelled():
+                indexing.exception()  # the error that ended the download wins
     return stored
 
 
@@ -592,7 +644,8 @@ async def sync_account(
     With `only_folder`, just that folder is synced (created locally if
     needed); folder renames and removals wait for a full run. A folder whose
     sync fails with a ProtocolError is reported in `errors` and the others
-    go on; a ConnectError or AuthError ends the run. `dry_run`: plan only
+    go on; a ConnectError or AuthError, or a ProtocolError that ended the
+    connection (`connection_lost`), ends the run. `dry_run`: plan only
     (see the module doc).
     """
     if dry_run:
@@ -601,7 +654,11 @@ async def sync_account(
             return await _sync_account(backend, store, progress, only_folder, journal, True)
         finally:
             backend.read_only = False
-    return await _sync_account(backend, store, progress, only_folder, journal, False)
+    # One index helper for every large download of the run. A first sync (nothing
+    # saved yet) is where those are: it starts at once, ready for the first batch.
+    first = not await asyncio.to_thread(store.index.folder_states, store.account)
+    with store.bulk(0, early=first):
+        return await _sync_account(backend, store, progress, only_folder, journal, False)
 
 
 async def _sync_account(
@@ -675,8 +732,10 @@ async def _sync_account(
     # One pipelined STATUS: with CONDSTORE, a folder that did not move is not selected.
     condstore = backend.has(Capability.CONDSTORE)
     statuses: dict[str, RemoteState] = {}
+    local_counts: dict[str, int] = {}
     if condstore and targets:
         statuses = await _statuses(backend, [f.name for f in targets])
+        local_counts = await asyncio.to_thread(_copies_with_uid, store)
     for f in targets:
         src = aliases.get(f.name, f.name)
         status = statuses.get(f.name)
@@ -685,7 +744,12 @@ async def _sync_account(
             status is not None
             and status.uidvalidity is not None
             and not due
-            and unchanged(saved.get(src), _server_state(status, f.name), condstore=condstore)
+            and unchanged(
+                saved.get(src),
+                _server_state(status, f.name),
+                condstore=condstore,
+                local=local_counts.get(src, 0),
+            )
         ):
             result.folders.append(FolderSyncResult(folder=f.name, unchanged=True))
             continue
@@ -701,6 +765,8 @@ async def _sync_account(
                 source=src,
             )
         except ProtocolError as exc:
+            if getattr(exc, "connection_lost", False):
+                raise  # the server broke the session, not just this folder
             log.warning("account %s: folder %r: %s", account, f.name, exc)
             result.errors[f.name] = str(exc)
             continue
@@ -708,6 +774,18 @@ async def _sync_account(
             result.errors[f.name] = "; ".join(res.errors)
         result.folders.append(res)
     return result
+
+
+def _copies_with_uid(store: AccountStore) -> dict[str, int]:
+    """Local copies the server knows, per folder (messages_by_uid answers it): fewer
+    than the server's MESSAGES means copies went missing here. Local-only mail
+    (no UID) is left out, or it would hide them."""
+    rows = store.index.execute_read(
+        "SELECT folder, count(*) FROM messages WHERE account = ? AND uid IS NOT NULL"
+        " GROUP BY folder",
+        (store.account,),
+    )
+    return {str(r[0]): int(r[1]) for r in rows}
 
 
 async def _statuses(backend: ReceiveBackend, folders: Sequence[str]) -> dict[str, RemoteState]:

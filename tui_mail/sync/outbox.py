@@ -66,6 +66,7 @@ from tui_mail.core.errors import (
     TLSError,
 )
 from tui_mail.core.models import FolderRole
+from tui_mail.core.redact import redact
 from tui_mail.store.index import MailIndex
 from tui_mail.sync.backoff import Backoff
 
@@ -666,7 +667,9 @@ class Outbox:
             raise
         except Exception as exc:  # a bug: we cannot tell whether the data went out
             log.exception("outbox: sending message %s failed unexpectedly", entry.id)
-            reason = f"{UNCERTAIN_REASON} (internal error: {exc})"
+            # redact(): the reason is shown and stored in the index; a bug's text may
+            # carry the password it was handling.
+            reason = f"{UNCERTAIN_REASON} (internal error: {redact(str(exc))})"
             return DeliveryResult(entry.id, State.UNCERTAIN, reason), None, raw
         accepted = tuple(sent.accepted)
         refused = tuple(r for r in recipients if r not in accepted)

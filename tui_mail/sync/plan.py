@@ -467,9 +467,26 @@ def _list_from(saved: SavedState | None, remote: ServerState, split: _Split) -> 
         start = saved.uidnext
     else:
         start = max(split.current, default=0) + 1
+    if _missing_below(start, remote, split):
+        return 1
     if remote.uidnext is not None and remote.uidnext <= start:
         return None  # UIDNEXT did not move: nothing new, no SEARCH needed
     return start
+
+
+def _missing_below(start: int, remote: ServerState, split: _Split) -> bool:
+    """True when the server holds messages below `start` that no local copy has.
+
+    The server's count is at most the copies we know plus the UIDs handed out
+    since `start`; more than that means local copies are gone without the
+    user deleting them (files removed by another tool, the Maildir deleted,
+    rows dropped by a repair). Those are downloaded again, never deleted on
+    the server. A UID that also vanished on the server can hide one missing
+    copy until the next sync; a false alarm costs one UID SEARCH.
+    """
+    if remote.uidnext is None:
+        return False
+    return remote.exists > len(split.current) + max(0, remote.uidnext - start)
 
 
 def merge_flags(
@@ -603,14 +620,19 @@ def plan_folder(
     return FolderPlan(folder, tuple(steps), reads or Reads(), split.changed)
 
 
-def unchanged(saved: SavedState | None, status: ServerState, *, condstore: bool) -> bool:
+def unchanged(
+    saved: SavedState | None, status: ServerState, *, condstore: bool, local: int | None = None
+) -> bool:
     """True when STATUS proves nothing happened in the folder since the last sync.
 
     Only with CONDSTORE: without HIGHESTMODSEQ a flag change leaves no trace
-    in STATUS, so such servers are always synced in full.
+    in STATUS, so such servers are always synced in full. `local`: how many
+    copies the index holds; fewer than the server's count means local copies
+    went missing (a Maildir deleted by hand), which STATUS alone cannot show.
     """
     return (
         condstore
+        and (local is None or local >= status.exists)
         and saved is not None
         and saved.uidvalidity == status.uidvalidity
         and saved.uidnext is not None
@@ -618,6 +640,49 @@ def unchanged(saved: SavedState | None, status: ServerState, *, condstore: bool)
         and saved.highestmodseq is not None
         and saved.highestmodseq == status.highestmodseq
     )
+
+
+def adopt_orphans(
+    plan: FolderPlan,
+    orphans: Sequence[LocalMessage],
+    fetched_ids: Sequence[tuple[int, str]],
+    uidvalidity: int,
+) -> FolderPlan:
+    """Give UIDs about to be fetched to local copies that already are those messages.
+
+    `orphans`: copies without a UID (a run killed after writing the files but
+    before their index rows, so a rescan found them); `fetched_ids`: (uid,
+    Message-ID) of the messages the plan fetches. A Message-ID unique on both
+    sides is the same message: it gets a `Rematch` instead of a second copy.
+    """
+    local: dict[str, list[LocalMessage]] = {}
+    for m in orphans:
+        if m.uid is None and m.message_id:
+            local.setdefault(m.message_id, []).append(m)
+    remote: dict[str, list[int]] = {}
+    for uid, mid in fetched_ids:
+        if mid:
+            remote.setdefault(mid, []).append(uid)
+    matched: dict[int, LocalMessage] = {}
+    for mid, copies in local.items():
+        uids = remote.get(mid, [])
+        if len(copies) == 1 and len(uids) == 1:
+            matched[uids[0]] = copies[0]
+    if not matched:
+        return plan
+    steps: list[Step] = []
+    for step in plan.steps:
+        if isinstance(step, Fetch):
+            for uid in step.uids:
+                if uid in matched:
+                    m = matched[uid]
+                    steps.append(Rematch(step.folder, m.id, m.key, uid, uidvalidity))
+            rest = tuple(u for u in step.uids if u not in matched)
+            if rest:
+                steps.append(Fetch(step.folder, rest))
+        else:
+            steps.append(step)
+    return FolderPlan(plan.folder, tuple(steps), plan.reads, plan.uidvalidity_changed)
 
 
 # --------------------------------------------------------------------------- folders

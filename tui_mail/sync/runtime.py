@@ -160,6 +160,23 @@ _STATUS_WORDS = {
 }
 
 
+def preload(config: AppConfig) -> None:
+    """Import what building a Runtime for `config` needs (this module, the backends).
+
+    Importing costs a few hundred milliseconds. The TUI calls this in a thread
+    first, so its event loop keeps answering keys; a backend that fails to
+    import is reported later by `_build_backends`, with the account.
+    """
+    from tui_mail.backends.registry import backend_class
+
+    for account in config.accounts.values():
+        for role, endpoint in (("receive", account.receive), ("send", account.send)):
+            try:
+                backend_class(endpoint.backend, role)
+            except MailError:
+                pass
+
+
 def _build_backends(
     account: AccountConfig,
 ) -> tuple[ReceiveBackend | None, SendBackend | None, str | None]:

@@ -40,6 +40,12 @@ def _default_runtime_factory(config: AppConfig) -> Any:
     return Runtime(config)
 
 
+def _preload(config: AppConfig) -> None:
+    from tui_mail.sync.runtime import preload
+
+    preload(config)
+
+
 class Bridge:
     def __init__(
         self,
@@ -67,6 +73,12 @@ class Bridge:
         if self.runtime is None:
             self.runtime = self._factory(self.config)
         return self.runtime
+
+    async def preload(self) -> None:
+        """Import the sync engine and the backends in a thread: done on the loop,
+        those imports would freeze the keys for a few hundred milliseconds."""
+        if self.runtime is None and self._factory is _default_runtime_factory:
+            await asyncio.to_thread(_preload, self.config)
 
     @property
     def index(self) -> Any:

@@ -1,0 +1,229 @@
+"""The bulk index helper process (store/bulk.py) and AccountStore's two-half delivery.
+
+What must hold: the helper writes exactly the rows the in-process path writes
+(threads included), only for files already durable, and any failure of it
+(killed, an index it cannot write, a lost answer) ends with every row indexed
+in this process, none twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import logging
+import os
+import signal
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tui_mail.core.models import ServerId
+from tui_mail.store import account_store
+from tui_mail.store.account_store import AccountStore
+from tui_mail.store.bulk import BulkHelperError, IndexHelper
+from tui_mail.store.index import MailIndex
+
+COLUMNS = (
+    "id, folder, key, subdir, flags, date, from_name, from_addr, to_addrs, cc_addrs, subject,"
+    " message_id, in_reply_to, refs, size, has_attachment, list_id, thread_id, uid,"
+    " uidvalidity, modseq, sort_from, sort_subject"
+)
+
+
+def message(n: int) -> bytes:
+    """Threads by reference and by subject, 8-bit and encoded headers, attachments."""
+    lines = [
+        f"From: =?utf-8?q?J=C3=BCrgen_{n % 5}?= <j{n % 5}@example.org>",
+        f"To: Ann <ann@example.org>, bob{n % 3}@example.org",
+        f"Date: {email.utils.formatdate(1_700_000_000 + n * 3600)}",
+        f"Message-ID: <m{n}@example.org>",
+    ]
+    if n % 4 == 1:
+        lines += [f"Subject: Re: topic {n // 8}", f"In-Reply-To: <m{n - 1}@example.org>"]
+    elif n % 4 == 2:
+        lines.append(f"Subject: Re: topic {n // 8}")  # a reply without references
+    else:
+        lines.append(f"Subject: topic {n // 8} – Grüße")
+    if n % 6 == 0:
+        lines += [
+            "MIME-Version: 1.0",
+            'Content-Type: multipart/mixed; boundary="b"',
+            "",
+            "--b",
+            "Content-Type: text/plain",
+            "",
+            "see attached",
+            "--b",
+            'Content-Type: application/pdf; name="x.pdf"',
+            "",
+            "%PDF",
+            "--b--",
+        ]
+        return "\n".join(lines).encode()
+    return ("\n".join(lines) + f"\n\nbody {n}\n").encode()
+
+
+BATCH = [(message(n), "S" if n % 3 else "", ServerId(uid=n + 1, uidvalidity=7)) for n in range(120)]
+
+
+@pytest.fixture
+def index(tmp_path: Path) -> Iterator[MailIndex]:
+    idx = MailIndex(tmp_path / "index.sqlite3")
+    yield idx
+    idx.close()
+
+
+@pytest.fixture
+def store(tmp_path: Path, index: MailIndex) -> Iterator[AccountStore]:
+    s = AccountStore("acct", tmp_path / "mail", index)
+    yield s
+    if s.bulk_helper is not None:
+        s.bulk_helper.close()
+
+
+def table(index: MailIndex) -> list[tuple[object, ...]]:
+    # Keys are random per file: compare by Message-ID, the rest column by column.
+    rows = index.execute_read(f"SELECT {COLUMNS} FROM messages ORDER BY message_id")
+    return [r[:2] + r[3:] for r in rows]
+
+
+def deliver(store: AccountStore, messages: list[tuple[bytes, str, ServerId]]) -> None:
+    for i in range(0, len(messages), 50):
+        store.index_files("INBOX", store.write_files("INBOX", messages[i : i + 50]))
+
+
+def gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    # A zombie until reaped: close() waits for it, so it must not stay one.
+    with open(f"/proc/{pid}/stat") as fh:
+        return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def test_helper_writes_the_rows_the_process_itself_writes(
+    tmp_path: Path, store: AccountStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(account_store, "BULK_HELPER_MIN", 1)
+    with store.bulk(len(BATCH)):
+        helper = store.bulk_helper
+        assert helper is not None
+        deliver(store, BATCH)
+        assert store.bulk_helper is helper  # no fallback happened
+    assert store.bulk_helper is None and gone(helper.pid)
+
+    other_index = MailIndex(tmp_path / "other.sqlite3")
+    try:
+        other = AccountStore("acct", tmp_path / "other-mail", other_index)
+        deliver(other, BATCH)
+        assert table(store.index) == table(other_index)
+        for sql in (
+            "SELECT count(*) FROM fts_pending",
+            "SELECT count(*) FROM msgrefs",
+            "SELECT total, unread FROM folder_stats",
+            "SELECT count(DISTINCT thread_id) FROM messages",
+        ):
+            assert store.index.execute_read(sql) == other_index.execute_read(sql), sql
+    finally:
+        other_index.close()
+    assert len(table(store.index)) == len(BATCH)
+    # Every row names a file that is on disk.
+    for key, subdir in store.index.execute_read("SELECT key, subdir FROM messages"):
+        assert store.maildir.locate("INBOX", key) is not None, (key, subdir)
+
+
+def test_small_downloads_start_no_helper_and_nested_blocks_share_one(
+    store: AccountStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(account_store, "BULK_HELPER_MIN", 100)
+    with store.bulk(99):
+        assert store.bulk_helper is None
+    with store.bulk(0):  # what sync_account opens around a run
+        with store.bulk(100):
+            helper = store.bulk_helper
+            assert helper is not None
+        with store.bulk(500):
+            assert store.bulk_helper is helper  # reused by the next folder
+        assert store.bulk_helper is helper
+    assert store.bulk_helper is None and gone(helper.pid)
+
+
+def test_a_killed_helper_leaves_every_row_indexed_here_once(
+    store: AccountStore, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(account_store, "BULK_HELPER_MIN", 1)
+    with store.bulk(len(BATCH)):
+        helper = store.bulk_helper
+        assert helper is not None
+        deliver(store, BATCH[:50])
+        os.kill(helper.pid, signal.SIGKILL)
+        with caplog.at_level(logging.WARNING):
+            deliver(store, BATCH[50:])
+        assert store.bulk_helper is None  # not tried again in this block
+    assert "indexing in this process" in caplog.text
+    assert len(table(store.index)) == len(BATCH)
+    ids = store.index.execute_read("SELECT message_id, count(*) FROM messages GROUP BY 1")
+    assert all(n == 1 for _, n in ids)
+
+
+def test_a_batch_committed_by_the_helper_but_not_confirmed_is_not_doubled(
+    store: AccountStore, index: MailIndex
+) -> None:
+    """The helper commits, then dies before its answer arrives: the caller indexes the
+    batch again in its own process, which must refresh the same rows."""
+    written = store.write_files("INBOX", BATCH[:30])
+    helper = IndexHelper(index.path)
+    try:
+        ids = helper.upsert_many("acct", "INBOX", written)
+    finally:
+        helper.close()
+    store.bulk_helper = None
+    refs = store.index_files("INBOX", written)  # the in-process retry of the same batch
+    assert [r.id for r in refs] == ids
+    assert index.execute_read("SELECT count(*) FROM messages") == [(30,)]
+    assert index.execute_read("SELECT count(*) FROM fts_pending") == [(30,)]
+
+
+def test_a_helper_that_cannot_write_fails_cleanly_and_the_caller_indexes(
+    tmp_path: Path, store: AccountStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    written = store.write_files("INBOX", BATCH[:10])
+    # Not an index at all (no tables): the helper answers with the error, not a crash.
+    blank = tmp_path / "blank.sqlite3"
+    sqlite3.connect(blank).close()
+    helper = IndexHelper(blank)
+    with pytest.raises(BulkHelperError, match="no such table"):
+        helper.upsert_many("acct", "INBOX", written)
+    with pytest.raises(BulkHelperError):
+        helper.upsert_many("acct", "INBOX", written)  # closed for good after a failure
+    assert gone(helper.pid)
+
+    store.bulk_helper = IndexHelper(blank)
+    with caplog.at_level(logging.WARNING):
+        refs = store.index_files("INBOX", written)
+    assert len(refs) == 10 and all(r.id is not None for r in refs)
+    assert store.bulk_helper is None
+    assert "no such table" in caplog.text
+
+
+def test_a_helper_that_never_answers_times_out(tmp_path: Path, store: AccountStore) -> None:
+    written = store.write_files("INBOX", BATCH[:5])
+    helper = IndexHelper(tmp_path / "index.sqlite3", timeout=0.5)
+    os.kill(helper.pid, signal.SIGSTOP)  # alive, holding its pipes, silent
+    try:
+        with pytest.raises(BulkHelperError, match="did not answer in time"):
+            helper.upsert_many("acct", "INBOX", written)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(helper.pid, signal.SIGCONT)
+        helper.close()
+    assert gone(helper.pid)
+
+
+def test_the_helper_ends_when_its_parent_closes_the_pipe(tmp_path: Path) -> None:
+    helper = IndexHelper(tmp_path / "index.sqlite3")
+    helper.close()
+    assert helper._proc.returncode == 0

@@ -1,0 +1,245 @@
+"""Index rows of a bulk download in a helper process, on the machine's other core.
+
+An initial sync is CPU-bound in one Python process: reading the IMAP stream,
+writing the files, parsing their headers and inserting the rows all take the
+same interpreter lock. Headers and rows are about half of that
+(bench/bench_imap_sync.py), so `AccountStore.bulk()` starts this helper for
+large downloads and `AccountStore.index_files` hands it each batch, while this
+process goes on reading the next batch from the network and writing its files.
+
+The order of docs/store.md holds: a batch is handed over only after its files
+are fsynced and renamed and their directories fsynced; the helper parses them
+(`parse_headers`, as the in-process path does) and commits their rows in one
+transaction, then answers with the row ids; the sync saves a folder's state
+only after every answer came back. The helper opens the index with
+`MailIndex(attach=True)`: no schema work, never a reset.
+
+Any failure of the helper (it cannot start, dies, answers garbage, takes longer
+than `TIMEOUT`) is a `BulkHelperError`; the caller then indexes that batch and
+the rest in its own process, so the result is never worse than without it. A
+batch the helper committed but could not confirm is indexed again, which
+upsert_many turns into a refresh of the same rows, never a second copy.
+
+Wire format: 8-byte big-endian length, then a pickle, both ways, over the
+helper's stdin and stdout (both ends are this module, in two processes of the
+same user). The helper ignores Ctrl-C (the parent decides) and exits when its
+stdin closes, so it never outlives the process that started it.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import select
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import TypeAlias
+
+from tui_mail.core.errors import MailError
+from tui_mail.core.models import ServerId
+from tui_mail.store.maildir import StoredFile
+
+# (the durable file, its bytes as written, the server's id for it)
+WrittenFile: TypeAlias = tuple[StoredFile, bytes, ServerId | None]
+
+# A batch of 500 takes the helper ~30 ms; a lock held by another writer can make it
+# wait busy_timeout (5 s) and fail. Far beyond both means it is stuck.
+TIMEOUT = 60.0
+_MAX_REPLY = 64 * 1024 * 1024
+
+
+class BulkHelperError(MailError):
+    """The helper process failed; index in this process instead."""
+
+
+class IndexHelper:
+    """The parent's end: `upsert_many` as one round trip to the helper process.
+
+    Thread-safe (one batch at a time). After any failure it is closed for good.
+    """
+
+    def __init__(self, index_path: Path, *, timeout: float = TIMEOUT) -> None:
+        self.timeout = timeout
+        self._lock = threading.Lock()
+        self._closed = False
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-m", "tui_mail.store.bulk", str(index_path)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                # Whatever the helper might print (an interpreter failing to start)
+                # must not reach the user's terminal; failures come back as replies.
+                stderr=subprocess.DEVNULL,
+                close_fds=True,
+            )
+        except OSError as exc:
+            raise BulkHelperError(f"cannot start the index helper: {exc.strerror or exc}") from exc
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
+    def upsert_many(self, account: str, folder: str, written: list[WrittenFile]) -> list[int]:
+        """The row ids of these durable files, committed by the helper; BulkHelperError."""
+        rows = [
+            (
+                str(s.path),
+                s.key,
+                s.subdir,
+                s.flags,
+                s.size,
+                s.mtime,
+                raw,
+                None if sid is None else (sid.uid, sid.uidvalidity, sid.modseq, sid.uidl),
+            )
+            for s, raw, sid in written
+        ]
+        with self._lock:
+            if self._closed:
+                raise BulkHelperError("the index helper was stopped")
+            try:
+                reply = self._round_trip(pickle.dumps((account, folder, rows), protocol=5))
+            except BulkHelperError:
+                self._stop(kill=True)
+                raise
+            except Exception as exc:  # a broken pipe, a garbled answer: any of it
+                self._stop(kill=True)
+                raise BulkHelperError(f"the index helper failed: {exc}") from exc
+        status, value = reply if isinstance(reply, tuple) and len(reply) == 2 else ("", None)
+        if (
+            status != "ok"
+            or not isinstance(value, list)
+            or len(value) != len(written)
+            or not all(type(i) is int for i in value)
+        ):
+            self.close()
+            why = value if status == "error" and isinstance(value, str) else "a bad answer"
+            raise BulkHelperError(f"the index helper failed: {why}")
+        return value
+
+    def _round_trip(self, payload: bytes) -> object:
+        stdin, stdout = self._proc.stdin, self._proc.stdout
+        assert stdin is not None and stdout is not None
+        stdin.write(len(payload).to_bytes(8, "big") + payload)
+        stdin.flush()
+        deadline = time.monotonic() + self.timeout
+        size = int.from_bytes(_read_exact(stdout.fileno(), 8, deadline), "big")
+        if size > _MAX_REPLY:
+            raise BulkHelperError("the index helper sent an oversized answer")
+        return pickle.loads(_read_exact(stdout.fileno(), size, deadline))
+
+    def close(self) -> None:
+        """Stop the helper: EOF on its stdin ends it; killed if it does not go."""
+        with self._lock:
+            self._stop()
+
+    def _stop(self, kill: bool = False) -> None:
+        """`kill`: it failed, so it may be stuck; a kill mid-transaction rolls back."""
+        if self._closed:
+            return
+        self._closed = True
+        proc = self._proc
+        if kill:
+            proc.kill()
+        try:
+            if proc.stdin is not None:
+                proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            proc.wait(timeout=5.0)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def _read_exact(fd: int, n: int, deadline: float) -> bytes:
+    """n bytes from the pipe, or BulkHelperError on EOF or after the deadline."""
+    chunks: list[bytes] = []
+    while n > 0:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            raise BulkHelperError("the index helper did not answer in time")
+        chunk = os.read(fd, min(n, 1 << 20))
+        if not chunk:
+            raise BulkHelperError("the index helper ended unexpectedly")
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
+
+
+# --------------------------------------------------------------------------- the helper
+
+
+def _serve(index_path: str) -> None:
+    # Imported here: the parent side above needs none of this.
+    from tui_mail.store.index import MailIndex
+    from tui_mail.store.maildir import child_path
+    from tui_mail.store.parse import parse_headers
+
+    index = MailIndex(Path(index_path), attach=True)
+    rd, wr = sys.stdin.buffer, sys.stdout.buffer
+    dirs: dict[str, Path] = {}
+
+    def path_of(path: str) -> Path:
+        # One Path per directory, then a cheap child: Path(str) costs ~5 us a file.
+        parent, _, name = path.rpartition("/")
+        base = dirs.get(parent)
+        if base is None:
+            base = dirs[parent] = Path(parent)
+        return child_path(base, name)
+
+    try:
+        while True:
+            head = rd.read(8)
+            if len(head) < 8:
+                return  # the parent closed our stdin (or died): done
+            size = int.from_bytes(head, "big")
+            payload = rd.read(size)
+            if len(payload) < size:
+                return
+            reply: tuple[str, object]
+            try:
+                account, folder, rows = pickle.loads(payload)
+                items = [
+                    (
+                        StoredFile(folder, key, subdir, flags, path_of(path), size, mtime),
+                        parse_headers(raw, mtime),
+                        None if sid is None else ServerId(*sid),
+                    )
+                    for path, key, subdir, flags, size, mtime, raw, sid in rows
+                ]
+                reply = ("ok", index.upsert_many(account, folder, items))
+            except Exception as exc:  # the parent indexes the batch itself
+                reply = ("error", f"{type(exc).__name__}: {exc}")
+            out = pickle.dumps(reply, protocol=5)
+            wr.write(len(out).to_bytes(8, "big") + out)
+            wr.flush()
+    finally:
+        # No PRAGMA optimize here (an ANALYZE of a fresh download would hold up the
+        # parent waiting for us to exit): the index's owner runs it when it closes.
+        index.close(optimize=False)
+
+
+def main() -> int:
+    import signal
+
+    # Ctrl-C in the terminal reaches the whole process group: the parent decides
+    # what to do, and our stdin closing ends us.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if len(sys.argv) != 2:
+        return 2
+    try:
+        _serve(sys.argv[1])
+    except BaseException:  # a broken pipe, an index that cannot open: the parent sees EOF
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
