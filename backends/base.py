@@ -127,6 +127,10 @@ class ReceiveBackend(MailBackend):
         """For a LOCAL backend, the Maildir++ root that is the account's store."""
         return None
 
+    def take_alerts(self) -> list[str]:
+        """Messages the server says the user must see (IMAP [ALERT]), each once."""
+        return []
+
     async def list_folders(self) -> Sequence[RemoteFolder]:
         return [RemoteFolder("INBOX", FolderRole.INBOX)]
 

@@ -260,6 +260,14 @@ class ImapReceiveBackend(ReceiveBackend):
             caps.add(Capability.QRESYNC)
         return frozenset(caps)
 
+    def take_alerts(self) -> list[str]:
+        out: list[str] = []
+        for conn in (self._conn, self._idle):
+            if conn is not None:
+                out.extend(conn.alerts)
+                conn.alerts.clear()
+        return out
+
     @property
     def server_capabilities(self) -> frozenset[str]:
         """The server's CAPABILITY atoms after login (for diagnostics and tests)."""

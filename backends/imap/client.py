@@ -90,6 +90,7 @@ _LOW_WATER = 8 * 1024 * 1024
 # RFC 2177: clients re-issue IDLE at least every 29 minutes.
 MAX_IDLE = 25 * 60.0
 # How many unsolicited responses are kept for inspection.
+_ALERTS_KEEP = 4
 _UNSOLICITED_KEEP = 10000
 _CHANGE_NAMES = frozenset({"EXISTS", "EXPUNGE", "VANISHED", "RECENT"})
 
@@ -194,6 +195,9 @@ class ImapConnection(asyncio.Protocol):
         self.selected: bytes | None = None  # wire name of the selected mailbox
         self.changed = asyncio.Event()  # set by unsolicited mailbox updates
         self.unsolicited: collections.deque[Reply] = collections.deque(maxlen=_UNSOLICITED_KEEP)
+        # [ALERT] texts (RFC 3501 7.1: the client must show them), as inert text; a
+        # few only, so a server repeating one cannot flood the status line.
+        self.alerts: collections.deque[str] = collections.deque(maxlen=_ALERTS_KEEP)
         self.commands_sent = 0  # for tests and benchmarks: round trips cost
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
@@ -282,6 +286,9 @@ class ImapConnection(asyncio.Protocol):
             else:
                 raise ProtocolError(f"the IMAP server {self.s.where} sent an unexpected '+'")
             return
+        if isinstance(resp, StatusResponse) and resp.code is not None:
+            if resp.code.name == "ALERT":
+                self.alerts.append(server_text(resp.text))
         if isinstance(resp, StatusResponse) and resp.tag != "*":
             self._complete(resp)
             return
@@ -699,6 +706,7 @@ class ImapConnection(asyncio.Protocol):
         # Untagged EXISTS/EXPUNGE/BYE seen before the handshake came in plaintext and
         # may be forged: none of it may wake an IDLE or describe the mailbox.
         self.unsolicited.clear()
+        self.alerts.clear()
         self.changed.clear()
         self._bye = None
         self.tls = True

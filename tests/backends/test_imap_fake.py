@@ -463,3 +463,52 @@ def _quiet_loop_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     # Dropped TLS connections make asyncio log at ERROR; the tests assert on errors raised.
     caplog.set_level("CRITICAL", logger="asyncio")
     yield
+
+
+async def test_server_alerts_reach_the_user_once_and_inert(tmp_path: Path) -> None:
+    """RFC 3501 7.1: [ALERT] text must be shown; it comes from the server, so inert."""
+    from tui_mail.core import commands as cmd
+    from tui_mail.core import events as ev
+    from tui_mail.store.account_store import AccountStore
+    from tui_mail.store.index import MailIndex
+    from tui_mail.sync.account import AccountWorker
+
+    def auth(tag: str, rest: str) -> Answer:
+        return (
+            f"* OK [ALERT] Mailbox \x1b]0;owned\x07 is 99% full\r\n{tag} OK [ALERT] read this\r\n"
+        ).encode()
+
+    async with FakeImap(overrides={"AUTHENTICATE": auth}) as fake:
+        ep = EndpointConfig(
+            backend="imap",
+            host="127.0.0.1",
+            port=fake.port,
+            security="none",
+            user="alice",
+            password=PASSWORD,
+            timeout=5.0,
+            key_path="accounts.a.receive",
+        )
+        acct = AccountConfig("a", "alice@example.test", ep, EndpointConfig(backend="local"))
+        backend = ImapReceiveBackend(BackendContext(acct, ep))
+        index = MailIndex.open(tmp_path / "index.sqlite3")
+        events: list[ev.Event] = []
+        worker = AccountWorker(
+            acct,
+            AccountStore("a", tmp_path / "mail", index),
+            events.append,
+            backend,
+            None,
+            poll=False,
+        )
+        try:
+            await worker.handle(cmd.Connect())
+            await worker.handle(cmd.ListFolders())
+        finally:
+            await worker._close()
+            index.close()
+    alerts = [e.message for e in events if isinstance(e, ev.BackendError)]
+    assert len(alerts) == 2  # once each, not again after the next command
+    assert alerts[0].startswith("server alert: Mailbox ") and alerts[0].endswith("is 99% full")
+    assert "\x1b" not in alerts[0] and "\x07" not in alerts[0]
+    assert alerts[1] == "server alert: read this"

@@ -210,6 +210,7 @@ async def test_imap_injected_plaintext_never_reaches_the_client_state(
         assert "STARTTLS" not in conn.capabilities  # the list is the post-TLS one
         # Forged EXISTS/EXPUNGE would wake IDLE and be taken as mailbox news.
         assert list(conn.unsolicited) == [] and not conn.changed.is_set()
+        assert backend.take_alerts() == []  # a forged [ALERT] never reaches the screen
         state = await backend.folder_state("INBOX")
         assert state.exists == 1  # the real count, not the forged 666/777
         await backend.close()

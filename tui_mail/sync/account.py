@@ -232,6 +232,14 @@ class AccountWorker:
             )
         else:
             self.emit(ev.Done, in_reply_to=command.id)
+        finally:
+            self._show_alerts()
+
+    def _show_alerts(self) -> None:
+        if self.receive is None:
+            return
+        for text in self.receive.take_alerts():
+            self.emit(ev.BackendError, message=f"server alert: {text}", retryable=False)
 
     async def _close(self) -> None:
         if self._seen_ids is not None:
