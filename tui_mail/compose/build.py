@@ -1,6 +1,6 @@
 """Building outgoing messages with the standard library's `email` package.
 
-Everything that ends up in a header goes through two gates:
+Everything that ends up in a header goes through these gates:
 
 * `one_line()` replaces CR, LF and every other control or line-separator character
   with a space, so a value typed by the user or copied from a replied-to message
@@ -13,6 +13,14 @@ Everything that ends up in a header goes through two gates:
   header text: before Python 3.11.10 it reads
   `=?utf-8?q?x=0D=0ABcc:_evil@example.com?= <bob@x>` as a group with a second
   recipient `_evil@example.com?=`.
+
+* `header_text()` also decodes RFC 2047 encoded words until none is left. The header
+  registry decodes encoded words in the text it is given and, before Python 3.11.10
+  (CVE-2024-6923), writes the decoded text back unquoted when it folds: a subject
+  `=?utf-8?q?x=0D=0ABcc:_evil@example.com?=` (typed, or double-encoded in a replied-to
+  message so that one decoding still leaves an encoded word) became a real Bcc header.
+  `message_bytes()` then checks the header block it wrote (`HeaderBlockError`), so
+  anything that still slips through stops the message instead of sending it.
 
 The same helpers give the outbox its envelope (`envelope()`) and strip Bcc at the byte
 level (`strip_bcc()`), leaving every other byte of the message as it was.
@@ -47,8 +55,10 @@ __all__ = [
     "Attachment",
     "ComposeError",
     "Draft",
+    "HeaderBlockError",
     "build_message",
     "envelope",
+    "header_text",
     "message_bytes",
     "one_line",
     "parse_address_list",
@@ -89,12 +99,76 @@ class AddressError(ComposeError):
         super().__init__(f"{header}: {part!r} is not a valid address ({reason})")
 
 
+class HeaderBlockError(ComposeError):
+    """The generated header block is not the one that was built (an injected line)."""
+
+
 # --------------------------------------------------------------------------- text
 
 
 def one_line(value: str) -> str:
     """`value` as one header-safe line: every line break or control becomes a space."""
     return _LINE_BREAKING.sub(" ", value).strip()
+
+
+_DECODE_ROUNDS = 8
+
+
+def header_text(value: str) -> str:
+    """`value` as header text: one line, RFC 2047 encoded words decoded until none is
+    left (see the module docstring), so the header registry has nothing to decode."""
+    text = one_line(value)
+    for _ in range(_DECODE_ROUNDS):
+        if "=?" not in text:
+            return text
+        try:
+            decoded = one_line(str(policy.SMTP.header_factory("X-Text", text)))
+        except Exception:  # the registry's parser on garbage: keep the text, defused below
+            break
+        if decoded == text:
+            return text
+        text = decoded
+    # Nested deeper than any real mail, or unparseable: break the "=?" so it stays text.
+    return text.replace("=?", "= ?")
+
+
+def _safe_display(address: Address) -> Address:
+    name = header_text(address.display_name)
+    if name == address.display_name:
+        return address
+    return Address(name, addr_spec=address.addr_spec)
+
+
+# Characters that make a display name need quotes (RFC 5322 specials).
+_SPECIALS = re.compile(r'[()<>\[\]:;@\\,."]+')
+
+
+def _set_addresses(msg: EmailMessage, name: str, addresses: Sequence[Address]) -> None:
+    """Set an address header whose folded form still names exactly `addresses`.
+
+    Python 3.11's folder drops the quotes of a display name when it refolds a long
+    header: `"evil@evil.test, yyy…" <bob@x>` is written as `evil@evil.test, yyy… <bob@x>`,
+    one recipient more. When that happens the display names go out without specials.
+    """
+    msg[name] = addresses
+    if _addr_specs(_folded_value(msg, name), name) == [a.addr_spec for a in addresses]:
+        return
+    del msg[name]
+    msg[name] = [
+        Address(" ".join(_SPECIALS.sub(" ", a.display_name).split()), addr_spec=a.addr_spec)
+        for a in addresses
+    ]
+
+
+def _folded_value(msg: EmailMessage, name: str) -> str:
+    try:
+        return msg.policy.fold(name, msg[name]).partition(":")[2]
+    except Exception:  # the folder on something it cannot write: the gate decides later
+        return ""
+
+
+def _addr_specs(value: str, name: str) -> list[str]:
+    return [a.addr_spec for a in parse_address_list(value, name, strict=False)]
 
 
 def signature_block(account: AccountConfig) -> str:
@@ -192,7 +266,7 @@ def parse_address_list(value: str, header: str = "To", *, strict: bool = True) -
                 break
             try:
                 addresses.append(
-                    Address(one_line(mailbox.display_name or ""), addr_spec=mailbox.addr_spec)
+                    Address(header_text(mailbox.display_name or ""), addr_spec=mailbox.addr_spec)
                 )
             except (ValueError, IndexError) as exc:
                 problem = str(exc) or "not an address"
@@ -338,8 +412,9 @@ def identity(account: AccountConfig, addr_spec: str | None = None) -> Address:
 
 
 def message_ids(value: str) -> list[str]:
-    """The <msg-id>s in a header value; anything else (CR/LF included) is dropped."""
-    return _MSGID.findall(value)
+    """The <msg-id>s in a header value; anything else (CR/LF included) is dropped, and so
+    is an id holding "=?": the header registry would decode it as an encoded word."""
+    return [i for i in _MSGID.findall(value) if "=?" not in i]
 
 
 def trim_references(refs: Sequence[str], limit: int = MAX_REFERENCES) -> tuple[str, ...]:
@@ -374,20 +449,23 @@ def build_message(
     """
     if require_recipients and not draft.recipients:
         raise ComposeError("the message has no recipients (To, Cc or Bcc)")
-    everyone = (draft.from_ or identity(account), *draft.recipients, *draft.reply_to)
+    sender = _safe_display(draft.from_ or identity(account))
+    to, cc, bcc, reply_to = (
+        tuple(_safe_display(a) for a in addresses)
+        for addresses in (draft.to, draft.cc, draft.bcc, draft.reply_to)
+    )
+    everyone = (sender, *to, *cc, *bcc, *reply_to)
     # Headers are written in RFC 2047 unless an address itself is not ASCII, which
     # only SMTPUTF8 can carry (the SMTP backend asks the server for it).
     pol = policy.SMTP if all(a.addr_spec.isascii() for a in everyone) else policy.SMTPUTF8
     msg = EmailMessage(policy=pol)
     when = now or datetime.now().astimezone()
     msg["Date"] = format_datetime(when if when.tzinfo else when.astimezone())
-    msg["From"] = draft.from_ or identity(account)
-    for name, addresses in (("To", draft.to), ("Cc", draft.cc), ("Bcc", draft.bcc)):
+    _set_addresses(msg, "From", (sender,))
+    for name, addresses in (("To", to), ("Cc", cc), ("Bcc", bcc), ("Reply-To", reply_to)):
         if addresses:
-            msg[name] = addresses
-    if draft.reply_to:
-        msg["Reply-To"] = draft.reply_to
-    msg["Subject"] = one_line(draft.subject)
+            _set_addresses(msg, name, addresses)
+    msg["Subject"] = header_text(draft.subject)
     msg["Message-ID"] = message_id or make_msgid(domain=_domain(account))
     parent = message_ids(draft.in_reply_to)
     if parent:
@@ -396,7 +474,7 @@ def build_message(
     if refs:
         msg["References"] = " ".join(refs)
     for name, value in draft.extra:
-        msg[one_line(name)] = one_line(value)
+        msg[one_line(name)] = header_text(value)
 
     body = draft.body.replace("\r\n", "\n").replace("\r", "\n")
     msg.set_content(body, subtype="plain", charset="utf-8")
@@ -470,7 +548,38 @@ def message_bytes(msg: EmailMessage) -> bytes:
     """
     out = BytesIO()
     _Generator(out, policy=msg.policy.clone(linesep="\r\n")).flatten(msg)
-    return out.getvalue()
+    data = out.getvalue()
+    _check_header_block(data, msg)
+    return data
+
+
+def _check_header_block(data: bytes, msg: EmailMessage) -> None:
+    """Refuse bytes whose top-level header block is not exactly the headers set on `msg`:
+    the last gate against a value the generator wrote as more than one header (the
+    stdlib verifies this itself only from Python 3.11.10 on)."""
+    end = data.find(b"\r\n\r\n")
+    head = data[:end] if end >= 0 else data
+    written: list[str] = []
+    for line in head.split(b"\r\n"):
+        if b"\r" in line or b"\n" in line or b"\x00" in line:
+            raise HeaderBlockError("a header value contains a line break; not built")
+        if line[:1] in (b" ", b"\t") and written:
+            continue
+        name, colon, _ = line.partition(b":")
+        if not colon:
+            raise HeaderBlockError("a header value would break the header block; not built")
+        written.append(name.decode("ascii", "replace").strip().lower())
+    if sorted(written) != sorted(k.lower() for k in msg.keys()):
+        raise HeaderBlockError("a header value would add a header line; the message was not built")
+    # And every address header written names exactly the addresses that were set.
+    fields = header_fields(data)
+    for name, header in msg.items():
+        addresses = getattr(header, "addresses", None)
+        if addresses is None:
+            continue
+        value = next((v for n, v in fields if n.lower() == name.lower()), "")
+        if _addr_specs(value, name) != [a.addr_spec for a in addresses]:
+            raise HeaderBlockError(f"{name} would be written with other addresses; not built")
 
 
 # --------------------------------------------------------------------------- raw messages

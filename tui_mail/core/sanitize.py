@@ -2,9 +2,10 @@
 
 Everything a message or a server gives us (subjects, addresses, bodies,
 folder names, error strings) can carry terminal control sequences (ESC, CSI,
-OSC), C1 controls, or Unicode bidi overrides that reorder what the user sees.
-`inert()` replaces each of them with a visible placeholder, so a hostile
-subject shows as text and never acts on the terminal. Callers still put the
+OSC), C1 controls, Unicode bidi overrides that reorder what the user sees, or
+zero-width characters that hide text. `inert()` replaces each of them with a
+visible placeholder, so a hostile subject shows as text and never acts on the
+terminal. Callers still put the
 result into Textual as plain text (never markup): this module is about the
 terminal, markup safety is about how the UI builds its Content.
 
@@ -37,11 +38,38 @@ BIDI_CONTROLS: dict[int, str] = {
 _BIDI = {cp: f"<{name}>" for cp, name in BIDI_CONTROLS.items()}
 # Unicode line and paragraph separators: line breaks to some renderers.
 _SEPARATORS_LINE = {0x2028: "\u2424", 0x2029: "\u2424"}
+# Invisible characters: they hide text ("pay\u200bpal" is not "paypal" to a filter but
+# looks it), the bidi marks steer reordering like the overrides above, and a terminal
+# may join a ZWJ sequence into one glyph while Textual counts cells per character.
+ZERO_WIDTH: dict[int, str] = {
+    0x200B: "ZWSP",
+    0x200C: "ZWNJ",
+    0x200D: "ZWJ",
+    0x200E: "LRM",
+    0x200F: "RLM",
+    0x061C: "ALM",
+    0x180E: "MVS",
+    0x2060: "WJ",
+    0x2061: "U+2061",
+    0x2062: "U+2062",
+    0x2063: "U+2063",
+    0x2064: "U+2064",
+    0xFEFF: "ZWNBSP",
+}
+_ZERO_WIDTH = {cp: f"<{name}>" for cp, name in ZERO_WIDTH.items()}
 
 # Lone surrogates (undecodable bytes smuggled through surrogateescape) are not text.
 _SURROGATES = dict.fromkeys(range(0xD800, 0xE000), "\ufffd")
 
-_ALL_TABLE: dict[int, str] = {**_C0, **_DEL, **_C1, **_BIDI, **_SEPARATORS_LINE, **_SURROGATES}
+_ALL_TABLE: dict[int, str] = {
+    **_C0,
+    **_DEL,
+    **_C1,
+    **_BIDI,
+    **_ZERO_WIDTH,
+    **_SEPARATORS_LINE,
+    **_SURROGATES,
+}
 
 
 def _table(keep_newlines: bool, keep_tabs: bool) -> dict[int, str]:
@@ -70,6 +98,8 @@ def inert(s: str, *, keep_newlines: bool = True, keep_tabs: bool = True) -> str:
     """
     if not s:
         return ""
+    if s[0] == "\ufeff":  # a byte order mark left by the decoder, not hidden text
+        s = s[1:]
     if keep_newlines and "\r" in s:
         s = _CRLF.sub("\n", s)
     return s.translate(_TABLES[keep_newlines, keep_tabs])
@@ -93,10 +123,14 @@ def inert_line(s: str) -> str:
 # --- filenames -------------------------------------------------------------------
 
 _FILENAME_MAX = 120
+# File systems limit a name in bytes (NAME_MAX, 255 on Linux), not characters: 120
+# CJK characters are 360 bytes of UTF-8 and would fail to save.
+_FILENAME_MAX_BYTES = 200
 _EXT_MAX = 16
 _FORBIDDEN = re.compile(r'[<>:"|?*\\/]')
 _CONTROL_OR_BIDI = re.compile(
-    "[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u2028\u2029\u200e\u200f\u061c\ufeff"
+    "[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u2028\u2029\u200b-\u200f\u2060-\u2064"
+    "\u061c\u180e\ufeff"
     "\ud800-\udfff]"
 )
 _DOTS = re.compile(r"\.{2,}")
@@ -133,11 +167,14 @@ def safe_filename(name: str | None, *, fallback: str = "attachment") -> str:
     stem, dot, ext = s.rpartition(".")
     if not dot:
         stem, ext = s, ""
-    if stem.upper() in _WINDOWS_RESERVED:
-        stem = "_" + stem
     if len(ext) > _EXT_MAX:
         stem, ext = f"{stem}.{ext}" if stem else ext, ""
     suffix = f".{ext}" if ext else ""
-    stem = stem[: max(1, _FILENAME_MAX - len(suffix))].rstrip(". ")
+    stem = stem[: max(1, _FILENAME_MAX - len(suffix))]
+    budget = max(1, _FILENAME_MAX_BYTES - len(suffix.encode()))
+    stem = stem.encode()[:budget].decode("utf-8", "ignore").rstrip(". ")
     s = f"{stem}{suffix}" if stem else suffix.lstrip(".")
+    # Windows (and a Samba or exFAT share) reserves "CON", "con.txt", "CON .tar.gz" alike.
+    if s.split(".", 1)[0].rstrip(" ").upper() in _WINDOWS_RESERVED:
+        s = "_" + s
     return s or fallback

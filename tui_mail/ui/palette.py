@@ -7,9 +7,12 @@ from functools import partial
 from typing import Any
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.content import Content
+from textual.markup import escape
 
 from tui_mail.core.sanitize import inert_line
 from tui_mail.ui import keymap
+from tui_mail.ui.dialogs.picker import highlight
 
 
 class MailCommands(Provider):
@@ -41,13 +44,20 @@ class MailCommands(Provider):
             )
         return entries
 
+    # The palette reads a str prompt or help as markup; folder and account names are
+    # data, so they go in as Content and the help (key names, "[" included) escaped.
     async def discover(self) -> Hits:
         for text, callback, help_text in self._entries():
-            yield DiscoveryHit(text, callback, help=help_text or None)
+            yield DiscoveryHit(Content(text), callback, text=text, help=_help(help_text))
 
     async def search(self, query: str) -> Hits:
         matcher = self.matcher(query)
         for text, callback, help_text in self._entries():
             score = matcher.match(text)
             if score > 0:
-                yield Hit(score, matcher.highlight(text), callback, help=help_text or None)
+                shown = highlight(matcher, text)
+                yield Hit(score, shown, callback, text=text, help=_help(help_text))
+
+
+def _help(help_text: str) -> str | None:
+    return escape(help_text) if help_text else None

@@ -17,6 +17,22 @@ from textual.widgets.option_list import Option
 from tui_mail.core.sanitize import inert_line
 
 
+def highlight(matcher: Matcher, text: str) -> Content:
+    """`text` as plain text with the letters `matcher` matched highlighted.
+
+    Not `Matcher.highlight`: it parses its argument as Textual markup, and a folder
+    name is data from a server ("[@click=app.quit]x" would become an action, an
+    unfinished "[link=" tag an exception).
+    """
+    content = Content(text)
+    score, offsets = matcher.fuzzy_search.match(matcher.query, text)
+    if score:
+        for offset in offsets:
+            if not text[offset].isspace():
+                content = content.stylize(matcher.match_style, offset, offset + 1)
+    return content
+
+
 def fuzzy_filter(query: str, choices: list[str]) -> list[tuple[str, Content]]:
     """Choices matching `query` (best first) with the matched letters highlighted.
 
@@ -30,7 +46,7 @@ def fuzzy_filter(query: str, choices: list[str]) -> list[tuple[str, Content]]:
         shown = inert_line(choice)
         score = matcher.match(shown)
         if score > 0:
-            scored.append((-score, n, choice, matcher.highlight(shown)))
+            scored.append((-score, n, choice, highlight(matcher, shown)))
     scored.sort(key=lambda t: (t[0], t[1]))
     return [(choice, content) for _, _, choice, content in scored]
 
