@@ -68,6 +68,10 @@ class UiConfig:
     # Address completion from an external program (argv, "{}" = what was typed);
     # it prints "address<TAB>name" lines. Empty: only addresses seen in mail.
     address_book_cmd: tuple[str, ...] = ()
+    # New mail arriving while the TUI runs: "off", "bell", or a desktop
+    # notification through the terminal, "osc9" (iTerm2, kitty...) or "osc777" (VTE).
+    notify: str = "off"
+    hyperlinks: bool = True  # links in a message as OSC 8 hyperlinks
 
 
 @dataclass(frozen=True)

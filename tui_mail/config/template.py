@@ -139,6 +139,12 @@ CONFIG_TEMPLATE = """\
 #                        list (no shell); "{}" stands for the file, else it
 #                        is added at the end (default ["xdg-open"])
 #   save_dir             folder offered when saving an attachment
+#   notify               new mail while tui-mail runs: "off" (default),
+#                        "bell", or a desktop notification sent through the
+#                        terminal: "osc9" (iTerm2, kitty, WezTerm, foot) or
+#                        "osc777" (VTE terminals: GNOME Terminal, Tilix)
+#   hyperlinks           links in a message are clickable (OSC 8) where the
+#                        terminal supports it (default true)
 #
 # [ui]
 # theme = "default"
@@ -146,6 +152,8 @@ CONFIG_TEMPLATE = """\
 # layout = "auto"
 # open_command = ["xdg-open"]
 # save_dir = "~/Downloads"
+# notify = "off"
+# hyperlinks = true
 
 
 # ============================================================== keys

@@ -51,6 +51,11 @@ class MailApp(App[int]):
         self.main = MainScreen(config, None)
         self.bridge = Bridge(config, self.main, runtime_factory)
         self.main.bridge = self.bridge
+        if start_runtime:
+            # When the main screen has mounted, before its first frame: that frame
+            # then shows the list, not "Loading…" followed by a second layout pass.
+            # Opening the index is a few ms; the runtime, which is not, starts after.
+            self.main.when_mounted = self._open_index_first
         self.outbox: Any = None  # widgets.outbox.OutboxTracker, once the runtime is up
         for theme in self.theme_choice.themes:
             self.register_theme(theme)
@@ -69,9 +74,6 @@ class MailApp(App[int]):
             self.main.show_notice("; ".join(warnings))
             for warning in warnings:  # the status line cuts long text: show it in full once
                 self.notify(inert_line(warning), severity="warning", timeout=8, markup=False)
-        if self._start_runtime:
-            # After the first frame: importing and opening the store is not free.
-            self.call_after_refresh(self._open_index_first)
 
     def _open_index_first(self) -> None:
         """Paint the list from the index before the (slower) runtime import and start.
@@ -95,6 +97,7 @@ class MailApp(App[int]):
         self.run_worker(self._run_runtime(), name="runtime", group="runtime", exit_on_error=False)
 
     async def _run_runtime(self) -> None:
+        await self.bridge.preload()
         self.bridge.create()
         self.main.attach(self.read_index or self.bridge.index, self.bridge.stores)
         # Imported here, like the runtime: it pulls in the outbox's storage code.
@@ -104,6 +107,12 @@ class MailApp(App[int]):
         self.outbox.start()  # before the workers, so no OutboxChanged is missed
         await self.bridge.start()
         self.outbox.flush_leftovers()
+        # The message parser stayed out of the start; load it now, off the loop, so
+        # the first Enter does not pay for importing email and compose.
+        import asyncio
+        import importlib
+
+        await asyncio.to_thread(importlib.import_module, "tui_mail.ui.mime")
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.state is WorkerState.ERROR:

@@ -61,6 +61,8 @@ ACTIONS: dict[str, Action] = {
         Action("toggle_threads", "Threaded view on/off", "list"),
         Action("attachments", "Attachments: save / open…", "view"),
         Action("raw_source", "Raw source on/off", "view"),
+        Action("copy_link", "Copy a link of the message (OSC 52)", "view"),
+        Action("copy_address", "Copy the sender's address (OSC 52)", "list, view"),
         Action("switch_account", "Next account", "anywhere"),
         Action("toggle_layout", "View below / beside the list", "anywhere"),
         Action("palette", "Command palette", "anywhere"),
@@ -114,6 +116,8 @@ PRESETS: dict[str, dict[str, str]] = {
         "toggle_threads": "T",
         "attachments": "v",
         "raw_source": "E",
+        "copy_link": "U",
+        "copy_address": "Y",
         "switch_account": "ctrl+n",
         "toggle_layout": "V",
         "palette": "colon,ctrl+p",
@@ -159,6 +163,8 @@ PRESETS: dict[str, dict[str, str]] = {
         "toggle_threads": "T",
         "attachments": "v",
         "raw_source": "e",
+        "copy_link": "U",
+        "copy_address": "Y",
         "switch_account": "c",
         "toggle_layout": "V",
         "palette": "colon",
@@ -231,6 +237,8 @@ def _short(description: str) -> str:
         "Outbox: queued and failed sends": "Outbox",
         "Edit a draft again": "Draft",
         "Add an account…": "Add account",
+        "Copy a link of the message (OSC 52)": "Copy link",
+        "Copy the sender's address (OSC 52)": "Copy address",
     }.get(description, description)
 
 

@@ -13,10 +13,16 @@ import email.policy
 import re
 from dataclasses import dataclass, field
 from email.header import decode_header, make_header
+from email.headerregistry import Address
 from email.message import EmailMessage, Message
 from typing import Any
 
+from tui_mail.compose.build import AddressError, header_fields, parse_address_list
+
 MAIN_HEADERS = ("From", "To", "Cc", "Date", "Subject")
+# A header value longer than this is decoded from its start only (a 500 KiB subject
+# of encoded words took seconds); the raw source view still has all of it.
+HEADER_DECODE_LIMIT = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,10 @@ class ParsedMessage:
     links: list[str] = field(default_factory=list)
     attachments: list[Attachment] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    # Where a reply goes (addr-specs), shown when the From line alone could mislead:
+    # a Reply-To, several authors, a name that looks like an address, a bad From.
+    reply_to: list[str] = field(default_factory=list)
+    show_reply_to: bool = False
 
     def header(self, name: str) -> str:
         lower = name.lower()
@@ -55,11 +65,15 @@ def _undo_surrogates(text: str) -> str:
 def decode_header_value(value: object) -> str:
     """RFC 2047 words decoded and folding removed; the raw text on any problem."""
     text = _undo_surrogates(str(value))
+    cut = len(text) > HEADER_DECODE_LIMIT
+    if cut:
+        text = text[:HEADER_DECODE_LIMIT]
     try:
         text = str(make_header(decode_header(text)))
     except Exception:
         pass
-    return re.sub(r"\r?\n[ \t]*", " ", text).strip()
+    text = re.sub(r"\r?\n[ \t]*", " ", text).strip()
+    return f"{text} […]" if cut else text
 
 
 def parse_message(raw: bytes) -> ParsedMessage:
@@ -78,21 +92,72 @@ def parse_message(raw: bytes) -> ParsedMessage:
     except Exception as exc:
         out.problems.append(f"headers: {exc}")
 
-    body_part = _find_body(msg, out)
-    if body_part is not None:
-        text = _part_text(body_part, out)
-        if body_part.get_content_subtype() == "html":
-            out.body, out.links = html_to_text(text)
-            out.body_type = "html"
-        else:
-            out.body = text
-            out.body_type = "plain"
+    try:
+        _check_sender(raw, out)
+    except Exception as exc:  # a parser bug on garbage must not lose the message
+        out.problems.append(f"sender: {exc}")
+        out.show_reply_to = True
 
-    out.attachments = _attachments(msg, body_part, out)
+    try:
+        body_part = _find_body(msg, out)
+        if body_part is not None:
+            text = _part_text(body_part, out)
+            if body_part.get_content_subtype() == "html":
+                out.body, out.links = html_to_text(text)
+                out.body_type = "html"
+            else:
+                out.body = text
+                out.body_type = "plain"
+        out.attachments = _attachments(msg, body_part, out)
+    except Exception as exc:  # a structure the stdlib cannot take apart: the raw text
+        out.problems.append(f"could not read the message structure: {exc}; showing it raw")
+        out.body, out.links, out.body_type = raw.decode("utf-8", errors="replace"), [], "plain"
     defects = getattr(msg, "defects", [])
     if defects:
         out.problems.append("message defects: " + ", ".join(type(d).__name__ for d in defects[:5]))
     return out
+
+
+def _check_sender(raw: bytes, out: ParsedMessage) -> None:
+    """Who a reply goes to, read the way `tui_mail.compose.reply` reads it, and warnings
+    for a From that says less than it seems to: two From headers, a display name that
+    looks like another address, items that are not addresses."""
+    fields = header_fields(raw)
+    froms = [value for name, value in fields if name.lower() == "from"]
+    reply_tos = [value for name, value in fields if name.lower() == "reply-to"]
+    if len(froms) > 1:
+        out.problems.append(f"{len(froms)} From headers: the sender is ambiguous")
+    authors = [a for value in froms for a in _addresses_checked(value, "From", out)]
+    replies = [a for value in reply_tos for a in _addresses_checked(value, "Reply-To", out)]
+    misleading = False
+    for a in (*authors, *replies):
+        name = a.display_name.strip()
+        if "@" in name and name.lower() != a.addr_spec.lower():
+            misleading = True
+            out.problems.append(
+                f"the name \u201c{name}\u201d looks like an address; the address is {a.addr_spec}"
+            )
+    if froms and not authors:
+        out.problems.append("From has no valid address")
+    elif not froms:
+        out.problems.append("no From header")
+    target = replies or authors
+    out.reply_to = list(dict.fromkeys(a.addr_spec for a in target))
+    out.show_reply_to = (
+        misleading
+        or len(froms) != 1
+        or len(authors) != 1
+        or any(a.addr_spec.lower() != authors[0].addr_spec.lower() for a in replies)
+        or any(p.startswith(("From:", "Reply-To:")) for p in out.problems)
+    )
+
+
+def _addresses_checked(value: str, header: str, out: ParsedMessage) -> list[Address]:
+    try:
+        return parse_address_list(value, header)
+    except AddressError as exc:
+        out.problems.append(str(exc))
+        return parse_address_list(value, header, strict=False)
 
 
 def _find_body(msg: Message, out: ParsedMessage) -> Message | None:
@@ -128,7 +193,7 @@ def _part_text(part: Message, out: ParsedMessage) -> str:
     charset = part.get_content_charset() or "utf-8"
     try:
         return payload.decode(charset, errors="replace")
-    except LookupError:
+    except (LookupError, ValueError):  # unknown, or a name no codec lookup accepts (NUL)
         return payload.decode("utf-8", errors="replace")
 
 

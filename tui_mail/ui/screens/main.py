@@ -32,7 +32,6 @@ from tui_mail.core.models import Envelope, FolderRole
 from tui_mail.core.sanitize import inert_line
 from tui_mail.ui import keymap
 from tui_mail.ui.messages import CoreEvent
-from tui_mail.ui.mime import parse_message
 from tui_mail.ui.undo import FlagUndo, MoveUndo, UndoEntry, group_by_account, plural
 from tui_mail.ui.widgets.folder_pane import FolderPane
 from tui_mail.ui.widgets.key_hints import KeyHints
@@ -50,7 +49,14 @@ COMPOSE_MODES = {
     "forward": "forward",
     "forward_attached": "forward_attached",
 }
-VIEW_ONLY = frozenset({"toggle_headers", "attachments", "raw_source"})
+VIEW_ONLY = frozenset({"toggle_headers", "attachments", "raw_source", "copy_link"})
+# What `[ui] notify` writes for new mail. OSC 9 (iTerm2, kitty, WezTerm, foot) and
+# OSC 777 (VTE) show a desktop notification; the text is fixed, never from mail.
+NOTIFY_TITLE = "tui-mail"
+NOTIFY_SEQUENCES = {
+    "osc9": "\x1b]9;{text}\x07",
+    "osc777": "\x1b]777;notify;{title};{text}\x07",
+}
 LIST_ACTIONS = {
     "next": "cursor_down",
     "prev": "cursor_up",
@@ -118,6 +124,8 @@ class MainScreen(Screen[None]):
                 "toggle_threads",
                 "attachments",
                 "raw_source",
+                "copy_link",
+                "copy_address",
                 "switch_account",
                 "toggle_layout",
                 "palette",
@@ -139,6 +147,8 @@ class MainScreen(Screen[None]):
         self._undo_waiting = False  # undo asked for while its commands still run
         self._notice: tuple[str, bool] | None = None
         self._temp_files: Any = None
+        self.when_mounted: Callable[[], None] | None = None  # the app opens the index here
+        self._live: set[str] = set()  # accounts past their first sync: new mail is news
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="panes"):
@@ -177,9 +187,13 @@ class MainScreen(Screen[None]):
             self.folders.add_account(account)
             self.status.account(account)
         self._apply_layout()
+        self.view.hyperlinks = self.config.ui.hyperlinks
         self.messages.focus()
         if self._notice is not None:
             self.show_notice(self._notice[0], error=self._notice[1])
+        if self.when_mounted is not None:
+            ready, self.when_mounted = self.when_mounted, None
+            ready()
 
     # --- data from the runtime ---------------------------------------------------------------
 
@@ -251,6 +265,7 @@ class MainScreen(Screen[None]):
             self.status.set_progress(account, None)
             self.status.set_synced(account, event.finished_at)
             self._refresh_counts(account)
+            self._live.add(account)
         elif isinstance(event, ev.FoldersListed):
             self.folders.set_folders(account, event.folders)
             self._refresh_counts(account)
@@ -259,7 +274,10 @@ class MainScreen(Screen[None]):
         elif isinstance(event, ev.FolderUpdated):
             self.folders.update_folder(event.folder)
         elif isinstance(event, ev.MessagesChanged):
+            unread_before = self._unread(account, event.folder)
             self._messages_changed(account, event.folder)
+            if event.added and event.in_reply_to is None:
+                self._maybe_notify(account, event.folder, unread_before)
         elif isinstance(event, ev.FlagsConfirmed):
             if self.search_text is not None or (self.shown and self.shown[0] == account):
                 self.messages.invalidate()
@@ -278,6 +296,37 @@ class MainScreen(Screen[None]):
             else:
                 self.messages.invalidate()
         self._refresh_counts(account)
+
+    def _unread(self, account: str, folder: str) -> int:
+        entry = self.folders.folder(account, folder)
+        return entry.unread if entry is not None else 0
+
+    def _maybe_notify(self, account: str, folder: str, unread_before: int) -> None:
+        """[ui] notify: new unread mail in an inbox, after the account's first sync.
+
+        The first sync only catches up with what came while we were away, and a
+        move (an undo, say) into the inbox brings no unread mail, so neither rings.
+        """
+        how = self.config.ui.notify
+        if how == "off" or account not in self._live:
+            return
+        entry = self.folders.folder(account, folder)
+        is_inbox = folder.upper() == "INBOX" or (
+            entry is not None and entry.role is FolderRole.INBOX
+        )
+        if not is_inbox or self._unread(account, folder) <= unread_before:
+            return
+        if how == "bell":
+            self.app.bell()
+            return
+        sequence = NOTIFY_SEQUENCES.get(how)
+        driver = self.app._driver
+        if sequence is None or driver is None:
+            return
+        # Only the account name (the user's own config, made inert) and a count.
+        n = self._unread(account, folder) - unread_before
+        text = inert_line(f"{plural(n, 'new message')} in {account}").replace(";", ",")
+        driver.write(sequence.format(title=NOTIFY_TITLE, text=text))
 
     def _command_finished(self, event: ev.Event) -> None:
         entry = self.undo_entry
@@ -320,6 +369,9 @@ class MainScreen(Screen[None]):
         if store is None:
             self.view.show_error(envelope, f"no store for account {envelope.ref.account}")
             return
+        # Imported here: the MIME parser pulls in email and compose, not needed to start.
+        from tui_mail.ui.mime import parse_message
+
         try:
             raw = await asyncio.to_thread(store.read, envelope.ref)
             parsed = await asyncio.to_thread(parse_message, raw)
@@ -756,6 +808,47 @@ class MainScreen(Screen[None]):
 
     def action_raw_source(self) -> None:
         self.view.toggle_raw()
+
+    # --- clipboard (OSC 52: the terminal sets the clipboard, over ssh too) ---------------
+
+    def _copy(self, text: str, what: str) -> None:
+        # inert_line: no control character from mail reaches the clipboard (Textual
+        # base64-encodes the payload, so nothing can end the escape sequence early).
+        text = inert_line(text)
+        self.app.copy_to_clipboard(text)
+        self.show_notice(f"copied {what}: {text}")
+
+    @guarded
+    def action_copy_link(self) -> None:
+        links = self.view.links()
+        if not links:
+            self.show_notice("this message has no links")
+            return
+        if len(links) == 1:
+            self._copy(links[0], "link [1]")
+            return
+        from tui_mail.ui.dialogs.picker import PickerScreen
+
+        choices = [f"[{n}] {url}" for n, url in enumerate(links, 1)]
+
+        def chosen(choice: str | None) -> None:
+            if choice in choices:
+                n = choices.index(choice)
+                self._copy(links[n], f"link [{n + 1}]")
+
+        self.app.push_screen(PickerScreen("Copy which link?", choices), chosen)
+
+    @guarded
+    def action_copy_address(self) -> None:
+        env = self.view.envelope if self.viewing else self.messages.current
+        if env is None:
+            self.show_notice("no message here")
+            return
+        address = env.sender.addr
+        if not address:
+            self.show_notice("this message has no sender address")
+            return
+        self._copy(address, "address")
 
     @guarded
     def action_attachments(self) -> None:

@@ -30,12 +30,13 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from tui_mail.core.flags import Flag
-from tui_mail.core.models import Envelope
+from tui_mail.core.models import Address, Envelope
 from tui_mail.core.sanitize import inert_line
 from tui_mail.ui import keymap
 
 PAGE_SIZE = 100
 CACHE_PAGES = 16
+CACHE_STRIPS = 600  # rendered rows kept: about ten screens
 MARKS_WIDTH = 6
 DATE_WIDTH = 10
 SORT_LABELS = {"date": "date", "from": "sender", "subject": "subject", "size": "size"}
@@ -147,6 +148,15 @@ def marks(env: Envelope, selected: bool = False) -> str:
     )
 
 
+def sender_text(sender: Address) -> str:
+    """The list's sender column: the name, unless the name poses as another address
+    ("paypal@paypal.com" <evil@x>), then the real address first."""
+    name, addr = sender.name.strip(), sender.addr
+    if "@" in name and addr and name.lower() != addr.lower():
+        return f"{addr} ({name})"
+    return name or addr
+
+
 def fit(text: str, width: int) -> str:
     """Exactly `width` cells: padded, or cut with an ellipsis."""
     if width <= 0:
@@ -217,6 +227,10 @@ class MessageList(ScrollView, can_focus=True, inherit_bindings=False):
         self._pages: OrderedDict[int, list[Envelope]] = OrderedDict()
         self._failed = False
         self._frame_styles: dict[str, Style] | None = None
+        # Rendered rows: (row, width, selected) -> (envelope, strip). The envelope is
+        # compared by identity, so a page read again from the index is drawn again.
+        self._strips: OrderedDict[tuple[int, int, bool], tuple[Envelope, Strip]] = OrderedDict()
+        self._prerender_pending = False
         self.now: float | None = None  # fixed clock for tests
         self._date_cache: dict[int, str] = {}
         self._date_minute = -1
@@ -278,6 +292,7 @@ class MessageList(ScrollView, can_focus=True, inherit_bindings=False):
 
     def _reload(self) -> None:
         self._pages.clear()
+        self._strips.clear()
         self._failed = False
         count = 0
         if self.source is not None:
@@ -288,6 +303,7 @@ class MessageList(ScrollView, can_focus=True, inherit_bindings=False):
         self.count = count
         self.virtual_size = Size(0, count)
         self.refresh()
+        self._schedule_prerender()
 
     def envelope_at(self, row: int) -> Envelope | None:
         if row < 0 or row >= self.count or self.source is None:
@@ -425,19 +441,71 @@ class MessageList(ScrollView, can_focus=True, inherit_bindings=False):
             self._frame_styles = None
 
     def render_line(self, y: int) -> Strip:
-        st = self._frame_styles or self._styles()
         width = self.scrollable_content_region.width
-        base = st["base"]
         row = round(self.scroll_y) + y
         if self.count == 0:
+            st = self._frame_styles or self._styles()
+            base = st["base"]
             if y == 0:
                 text = fit(" " + self.empty_text, width)
                 return Strip([Segment(text, base + st["empty"])], width)
             return Strip.blank(width, base)
         env = self.envelope_at(row)
         if env is None:
-            return Strip.blank(width, base)
-        return self._render_row(env, width, st, row == self.cursor)
+            return Strip.blank(width, (self._frame_styles or self._styles())["base"])
+        if row == self.cursor:  # its colour also follows focus: never cached
+            return self._render_row(env, width, self._frame_styles or self._styles(), True)
+        return self._cached_row(row, env, width)
+
+    def _cached_row(self, row: int, env: Envelope, width: int) -> Strip:
+        selected = env.ref.id is not None and env.ref.id in self.selected_ids
+        key = (row, width, selected)
+        hit = self._strips.get(key)
+        if hit is not None and hit[0] is env:
+            self._strips.move_to_end(key)
+            return hit[1]
+        strip = self._render_row(env, width, self._frame_styles or self._styles(), False)
+        self._strips[key] = (env, strip)
+        while len(self._strips) > CACHE_STRIPS:
+            self._strips.popitem(last=False)
+        return strip
+
+    def notify_style_update(self) -> None:
+        # Theme, CSS or pseudo-class (focus, hover) changed: every row's colours may have.
+        self._strips.clear()
+        super().notify_style_update()
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        self._schedule_prerender()
+
+    def _schedule_prerender(self) -> None:
+        if not self._prerender_pending:
+            self._prerender_pending = True
+            self.call_after_refresh(self._prerender)
+
+    def _prerender(self) -> None:
+        """Render the screenful below and the one above while idle.
+
+        Called after the frame that scrolled, so the page-down the user is
+        likely to press next finds its rows (and their index page) ready and
+        draws only the cursor row.
+        """
+        self._prerender_pending = False
+        height = self.scrollable_content_region.height
+        width = self.scrollable_content_region.width
+        if height <= 0 or width <= 0 or self.count == 0 or not self.is_mounted:
+            return
+        top = round(self.scroll_y)
+        self._frame_styles = self._styles()
+        try:
+            for row in (*range(top + height, top + 2 * height), *range(top - height, top)):
+                if 0 <= row < self.count and row != self.cursor:
+                    env = self.envelope_at(row)
+                    if env is not None:
+                        self._cached_row(row, env, width)
+        finally:
+            self._frame_styles = None
 
     def _render_row(
         self, env: Envelope, width: int, st: dict[str, Style], is_cursor: bool
@@ -471,7 +539,7 @@ class MessageList(ScrollView, can_focus=True, inherit_bindings=False):
         if date_w:
             date = self._date_text(env.date)
             segments.append(Segment(fit(date, date_w) + " ", row_style + st["date"] + cursor))
-        sender = inert_line(env.sender.display()) or "(no sender)"
+        sender = inert_line(sender_text(env.sender)) or "(no sender)"
         subject = inert_line(env.subject) or "(no subject)"
         if self.threaded and env.thread_depth > 0:
             depth = min(env.thread_depth, MAX_INDENT)
@@ -485,6 +553,7 @@ class MessageList(ScrollView, can_focus=True, inherit_bindings=False):
         minute = int((time.time() if self.now is None else self.now) // 60)
         if minute != self._date_minute:
             self._date_cache.clear()
+            self._strips.clear()  # "14:05" may have become "Mar 07"
             self._date_minute = minute
         text = self._date_cache.get(ts)
         if text is None:

@@ -10,7 +10,7 @@ the URL is checked to be printable ASCII, so it cannot end the escape early.
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual.binding import BindingType
 from textual.containers import VerticalScroll
@@ -21,9 +21,14 @@ from textual.widgets import Static
 from tui_mail.core.models import Envelope
 from tui_mail.core.sanitize import inert, inert_line, safe_filename
 from tui_mail.ui import keymap
-from tui_mail.ui.mime import MAIN_HEADERS, ParsedMessage, human_size
+
+if TYPE_CHECKING:  # the parser (email, compose) loads with the first message, not at start
+    from tui_mail.ui.mime import ParsedMessage
 
 BODY_LIMIT = 500_000  # characters shown; a bigger body is cut with a note
+# Characters of one header value shown: wrapping a 500 KiB subject froze the UI for a
+# second at every redraw. The raw source view (E) shows the rest.
+HEADER_LIMIT = 4_000
 TAB_SIZE = 8
 _URL = re.compile(r"\b(?:https?://|mailto:)[^\s<>\"'()\[\]]+[^\s<>\"'()\[\].,;:!?]")
 _LINKABLE = ("http://", "https://", "mailto:")
@@ -38,11 +43,12 @@ def plain_links(text: str) -> list[str]:
     return found
 
 
-def link_content(n: int, url: str) -> Content:
-    """ "[n] url", the URL as an OSC 8 hyperlink when that is safe."""
+def link_content(n: int, url: str, *, hyperlink: bool = True) -> Content:
+    """ "[n] url", the URL as an OSC 8 hyperlink when that is safe (and wanted)."""
     shown = inert_line(url)
     safe = (
-        shown == url
+        hyperlink
+        and shown == url
         and url.lower().startswith(_LINKABLE)
         and all(33 <= ord(ch) < 127 for ch in url)
     )
@@ -72,6 +78,7 @@ class MessageView(VerticalScroll, can_focus=True, inherit_bindings=False):
         self.all_headers = False
         self.raw: bytes | None = None
         self.show_raw = False
+        self.hyperlinks = True  # [ui] hyperlinks
 
     def compose(self):  # type: ignore[override]
         yield Static(Content(""), id="view-headers", markup=False)
@@ -142,12 +149,15 @@ class MessageView(VerticalScroll, can_focus=True, inherit_bindings=False):
             return
         self._set(
             headers=self.header_content(parsed, all_headers=self.all_headers),
-            body=self.body_content(parsed) + self.link_list(parsed),
+            body=self.body_content(parsed, hyperlinks=self.hyperlinks)
+            + self.link_list(parsed, hyperlinks=self.hyperlinks),
             attachments=self.attachment_content(parsed),
         )
 
     @staticmethod
     def header_content(parsed: ParsedMessage, *, all_headers: bool = False) -> Content:
+        from tui_mail.ui.mime import MAIN_HEADERS
+
         if all_headers:
             rows = [(name, value) for name, value in parsed.headers]
         else:
@@ -155,9 +165,22 @@ class MessageView(VerticalScroll, can_focus=True, inherit_bindings=False):
         lines: list[Content] = []
         for name, value in rows:
             style = "bold" if name.lower() == "subject" else ""
+            note = ""
+            if len(value) > HEADER_LIMIT:
+                note = f" [… {len(value) - HEADER_LIMIT} more characters; E shows the source]"
+                value = value[:HEADER_LIMIT]
             lines.append(
                 Content.assemble(
-                    (f"{inert_line(name)}: ", "bold $text-muted"), (inert_line(value), style)
+                    (f"{inert_line(name[:HEADER_LIMIT])}: ", "bold $text-muted"),
+                    (inert_line(value), style),
+                    (note, "italic $text-muted"),
+                )
+            )
+        if parsed.show_reply_to:
+            target = ", ".join(parsed.reply_to) or "(no valid address: type one in the reply)"
+            lines.append(
+                Content.assemble(
+                    ("Reply goes to: ", "bold $warning"), (inert_line(target), "$warning")
                 )
             )
         for problem in parsed.problems:
@@ -165,7 +188,7 @@ class MessageView(VerticalScroll, can_focus=True, inherit_bindings=False):
         return Content("\n").join(lines)
 
     @staticmethod
-    def body_content(parsed: ParsedMessage) -> Content:
+    def body_content(parsed: ParsedMessage, *, hyperlinks: bool = True) -> Content:
         text = parsed.body
         note = ""
         if len(text) > BODY_LIMIT:
@@ -179,7 +202,10 @@ class MessageView(VerticalScroll, can_focus=True, inherit_bindings=False):
             if parsed.links and marker in text:
                 text, _ = text.rsplit(marker, 1)
                 lines = [Content.styled("\n\nLinks:", "bold")]
-                lines += [link_content(n, url) for n, url in enumerate(parsed.links, 1)]
+                lines += [
+                    link_content(n, url, hyperlink=hyperlinks)
+                    for n, url in enumerate(parsed.links, 1)
+                ]
                 listing = Content("\n").join(lines)
             return Content.assemble(
                 ("[converted from HTML]\n", "italic $text-muted"),
@@ -200,7 +226,7 @@ class MessageView(VerticalScroll, can_focus=True, inherit_bindings=False):
         return Content.assemble(inert(text).expandtabs(TAB_SIZE), (note, "italic $text-muted"))
 
     @staticmethod
-    def link_list(parsed: ParsedMessage) -> Content:
+    def link_list(parsed: ParsedMessage, *, hyperlinks: bool = True) -> Content:
         """Numbered links: the HTML body lists its own; a plain body gets them found."""
         if parsed.body_type == "html" or not parsed.body:
             return Content("")
@@ -208,11 +234,22 @@ class MessageView(VerticalScroll, can_focus=True, inherit_bindings=False):
         if not links:
             return Content("")
         lines = [Content.styled("\nLinks:", "bold")]
-        lines += [link_content(n, url) for n, url in enumerate(links, 1)]
+        lines += [link_content(n, url, hyperlink=hyperlinks) for n, url in enumerate(links, 1)]
         return Content("\n").join(lines)
+
+    def links(self) -> list[str]:
+        """The numbered links of the message shown, in their order ([1] first)."""
+        parsed = self.parsed
+        if parsed is None:
+            return []
+        if parsed.body_type == "html":
+            return list(parsed.links)
+        return plain_links(parsed.body[:BODY_LIMIT]) if parsed.body else []
 
     @staticmethod
     def attachment_content(parsed: ParsedMessage) -> Content:
+        from tui_mail.ui.mime import human_size
+
         if not parsed.attachments:
             return Content("")
         lines: list[Content] = [Content.styled("\nAttachments:", "bold")]
