@@ -85,3 +85,17 @@ def test_unknown_preset_falls_back_to_vim() -> None:
     resolved = keymap.resolve("emacs")
     assert resolved.preset == "vim"
     assert resolved.warnings
+
+
+def test_the_readme_key_table_is_the_keymap() -> None:
+    """The README lists every action with its keys; scripts/readme_keys.py prints it."""
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location("readme_keys", root / "scripts/readme_keys.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.table() in (root / "README.md").read_text(encoding="utf-8"), (
+        "README.md's key table is out of date: paste the output of scripts/readme_keys.py"
+    )
