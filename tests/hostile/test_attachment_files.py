@@ -173,15 +173,21 @@ def assert_safe_name(name: str) -> None:
     assert stem not in {"CON", "PRN", "AUX", "NUL", "LPT1", "COM9"}
 
 
-@pytest.mark.parametrize("how", ["quoted", "2231", "2047", "ctype-name"])
-@pytest.mark.parametrize("template", HOSTILE_NAMES)
+_NAMED = [
+    (template, how)
+    for template in HOSTILE_NAMES
+    for how in ("quoted", "2231", "2047", "ctype-name")
+    # A quoted parameter cannot carry a line break or NUL: no such mail exists.
+    if not (how == "quoted" and any(c in template for c in "\r\n\x00"))
+]
+
+
+@pytest.mark.parametrize(("template", "how"), _NAMED)
 def test_hostile_name_saves_one_file_inside_the_chosen_folder(
     template: str, how: str, place: tuple[Path, Path]
 ) -> None:
     chosen, outside = place
     name = template.replace("{outside}", str(outside))
-    if how == "quoted" and any(c in name for c in "\r\n\x00"):
-        pytest.skip("a quoted parameter cannot carry a line break or NUL")
     data = b"payload for " + name.encode("utf-8", "surrogateescape")
     raw = message_with((name, how, data))
     parsed = parse_message(raw)

@@ -290,19 +290,30 @@ def _answer(mode: str, raw: bytes) -> tuple[Draft, set[str]]:
     return replace(draft, to=(Address("", addr_spec=DAVE),)), {DAVE}
 
 
-@pytest.mark.parametrize("payload", PAYLOADS.values(), ids=PAYLOADS.keys())
-@pytest.mark.parametrize(
-    "where",
-    ["Subject", "From", "Reply-To", "To", "Cc", "Message-ID", "In-Reply-To", "References"],
-)
+_INHERITED = [
+    pytest.param(payload, where, id=f"{where}-{name}")
+    for where in (
+        "Subject",
+        "From",
+        "Reply-To",
+        "To",
+        "Cc",
+        "Message-ID",
+        "In-Reply-To",
+        "References",
+    )
+    for name, payload in PAYLOADS.items()
+    # Not a case: CRLF + space continues the same header, so a folded address header
+    # really lists that address (as a group member) and answering everyone includes it.
+    if not (name == "fold" and where in ("From", "Reply-To", "To", "Cc"))
+]
+
+
+@pytest.mark.parametrize(("payload", "where"), _INHERITED)
 @pytest.mark.parametrize("mode", ["reply", "reply_all", "forward", "forward_attached"])
 def test_inherited_header_adds_no_header_and_no_recipient(
     mode: str, where: str, payload: str
 ) -> None:
-    if payload == PAYLOADS["fold"] and where in ("From", "Reply-To", "To", "Cc"):
-        # CRLF + space continues the same header: the original really lists that
-        # address (as a group member), so answering everyone includes it. Not injected.
-        pytest.skip("a folded address header is one header")
     raw = hostile_original(payload, where)
     draft, expected = _answer(mode, raw)
     if not draft.recipients:  # nobody readable to answer: the user types the address
