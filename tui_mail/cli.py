@@ -145,6 +145,11 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--account", action="append", help="only this account (repeat for several)")
     search.add_argument("--limit", type=int, metavar="N", help="print at most N messages")
     search.add_argument("--format", default="table", help="table, json or a {field} template")
+    search.add_argument(
+        "--server",
+        action="store_true",
+        help="also ask the IMAP servers (UID SEARCH) and download matches not yet local",
+    )
     status = sub.add_parser(
         "status",
         help="one line for tmux status-right: unread, pending sends, offline accounts",
@@ -205,7 +210,15 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "search":
         from tui_mail.search.command import run_search
 
-        return run_search(" ".join(args.query), args.account, args.limit, args.format)
+        server = None
+        if args.server:
+            config = _load(args)
+            for name in args.account or ():
+                _account_names(config, name)  # an unknown name is a config error
+            server = config
+        return run_search(
+            " ".join(args.query), args.account, args.limit, args.format, server=server
+        )
     if args.command == "setup":
         from tui_mail.setup.wizard import main as setup_main
 

@@ -508,3 +508,18 @@ async def test_view_keys_do_nothing_without_a_message(
         await start(pilot, event_log)
         await pilot.press("v", "E", "h")
         assert app.is_running and not app.main.viewing
+
+
+async def test_search_on_the_servers_too(demo_config: AppConfig, event_log: EventLog) -> None:
+    # The demo accounts are local (Maildir): the servers part has nobody to ask, so
+    # the local results stand, relabelled, and no account shows an error.
+    app = MailApp(demo_config)
+    async with app.run_test(size=SIZE, message_hook=event_log) as pilot:
+        await start(pilot, event_log)
+        await pilot.press("S")
+        await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen))
+        await pilot.press(*"parcel", "enter")
+        await wait_for(pilot, lambda: "with the servers" in app.main.status.location)
+        assert app.main.search_text == "parcel" and app.main.messages.count > 0
+        assert not app.main._server_pending
+        assert "cannot search" not in screen_text(app)

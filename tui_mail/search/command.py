@@ -7,10 +7,13 @@ import string
 import sys
 import time
 from collections.abc import Sequence
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from tui_mail.core.models import Envelope
 from tui_mail.core.sanitize import inert_line
+
+if TYPE_CHECKING:
+    from tui_mail.config.schema import AppConfig
 
 FIELDS = (
     "id",
@@ -31,6 +34,7 @@ FORMAT_HELP = (
     "'{date} {from} {subject}' with fields " + " ".join(f"{{{f}}}" for f in FIELDS)
 )
 EXIT_FOUND, EXIT_NONE, EXIT_USAGE = 0, 1, 2
+EXIT_FAIL = 3  # --server: a server could not be searched (what was found is printed)
 
 
 def _fields(env: Envelope) -> dict[str, str]:
@@ -96,8 +100,14 @@ def run_search(
     fmt: str,
     out: TextIO | None = None,
     err: TextIO | None = None,
+    *,
+    server: AppConfig | None = None,
 ) -> int:
-    """0 when something matched, 1 when nothing did (like grep), 2 for a bad query."""
+    """0 when something matched, 1 when nothing did (like grep), 2 for a bad query.
+
+    `server`: the config whose IMAP accounts are asked too (`--server`); matches
+    not downloaded yet are fetched into the store first, so they print like any
+    other. 3 when a server could not be searched (the rest is still printed)."""
     out = out or sys.stdout  # looked up now: tests and callers may swap sys.stdout
     err = err or sys.stderr
     from tui_mail import paths
@@ -115,6 +125,17 @@ def run_search(
     if limit is not None and limit < 1:
         err.write("tui-mail: search --limit: must be 1 or more\n")
         return EXIT_USAGE
+    failed = False
+    if server is not None:
+        from tui_mail.search.imap import server_search_plan
+
+        try:
+            # Refused before any connection: the same check the workers make.
+            server_search_plan(query, "", ["INBOX"])
+        except QueryError as exc:
+            err.write(describe_error(query_text, exc, "tui-mail: search: ") + "\n")
+            return EXIT_USAGE
+        failed = not ask_servers(server, query_text, accounts, err)
     from tui_mail.store.index import MailIndex
 
     index = MailIndex.open(paths.index_path())
@@ -142,4 +163,33 @@ def run_search(
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     finally:
         index.close()
+    if failed:
+        return EXIT_FAIL
     return EXIT_FOUND if ids else EXIT_NONE
+
+
+def ask_servers(
+    config: AppConfig, query_text: str, accounts: Sequence[str] | None, err: TextIO
+) -> bool:
+    """Run the server search of every IMAP account (others are skipped quietly);
+    the matches land in the index. False when one of them failed (said on `err`)."""
+    import asyncio
+
+    from tui_mail.core import commands as cmd
+    from tui_mail.core import events as ev
+    from tui_mail.headless import run_commands, text_reporter
+
+    names = list(accounts) if accounts else list(config.accounts)
+    said = text_reporter(err)
+    failed: list[str] = []
+
+    def report(event: ev.Event) -> None:
+        if isinstance(event, ev.UnsupportedReply):
+            return  # Maildir, POP3: their mail is all local already
+        if isinstance(event, ev.Failed):
+            failed.append(event.account)
+        said(event)
+
+    commands = {name: [cmd.Search(query=query_text, server=True)] for name in names}
+    asyncio.run(run_commands(config, commands, report))
+    return not failed

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
 
 from tui_mail import paths
 from tui_mail.backends.base import ReceiveBackend, SendBackend
@@ -30,6 +31,7 @@ from tui_mail.store.seen import SeenServerIds
 from tui_mail.sync.backoff import Backoff
 from tui_mail.sync.download import DeletePolicy, download
 from tui_mail.sync.imap_sync import Executor, sync_account
+from tui_mail.sync.imap_sync import _download as download_uids
 from tui_mail.sync.outbox import (
     LOCAL_SENT,
     DeliveryResult,
@@ -41,6 +43,9 @@ from tui_mail.sync.outbox import (
 from tui_mail.sync.outbox import State as OutboxState
 from tui_mail.sync.plan import APPEND, Step, plan_expunge, plan_transfer
 from tui_mail.sync.server_ops import push_pending, record_flag_change
+
+if TYPE_CHECKING:
+    from tui_mail.search.query import Query
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +111,7 @@ class AccountWorker:
             cmd.FlushOutbox: self._on_flush_outbox,  # type: ignore[dict-item]
             cmd.RetryOutbox: self._on_retry_outbox,  # type: ignore[dict-item]
             cmd.CancelOutbox: self._on_cancel_outbox,  # type: ignore[dict-item]
+            cmd.Search: self._on_search,  # type: ignore[dict-item]
         }
 
     # ---------------------------------------------------------------- plumbing
@@ -526,6 +532,116 @@ class AccountWorker:
         )
         if delay is not None:
             self._schedule_reconnect(delay)
+
+    # ---------------------------------------------------------------- search
+
+    async def _on_search(self, command: cmd.Search) -> None:
+        """`server=True`: the server searches every folder (UID SEARCH), matches not
+        downloaded yet are fetched into the store as a sync would, and the reply
+        (SearchResults, then Done) names every match that is now local."""
+        from tui_mail.search.query import QueryError, parse_query
+
+        if not command.server:
+            # The index is shared and read-only here: the UI and the CLI query it directly.
+            raise Unsupported("local search runs on the index, not through an account")
+        backend = self._require_receive()
+        if not backend.has(Capability.SERVER_SEARCH):
+            raise Unsupported(f"{self.name}: this server cannot search; only local mail counts")
+        try:
+            query = parse_query(command.query)
+        except QueryError as exc:
+            raise MailError(f"search: {exc}") from exc
+        if not self.connected:
+            await self._on_connect(command)
+        try:
+            refs = await self._server_search(backend, query)
+        except AuthError as exc:
+            self.emit(ev.ConnectionChanged, state=ev.ConnectionState.AUTH_FAILED, detail=str(exc))
+            raise
+        except (ConnectError, ProtocolError) as exc:
+            if _ended_session(exc):
+                await self._connection_lost(exc)
+            raise
+        self.emit(ev.SearchResults, in_reply_to=command.id, refs=tuple(refs))
+
+    async def _server_search(self, backend: ReceiveBackend, query: Query) -> list[MessageRef]:
+        from tui_mail.search.imap import server_search_plan
+        from tui_mail.search.query import QueryError
+        from tui_mail.search.run import ids_for_uids
+
+        remote = await backend.list_folders()
+        try:
+            plan = server_search_plan(query, self.name, [f.name for f in remote])
+        except QueryError as exc:
+            raise MailError(f"search: {exc.message}") from exc
+        selectable = {f.name for f in remote if f.selectable}
+
+        def progress(folder: str, done: int, total: int, nbytes: int) -> None:
+            self.emit(
+                ev.SyncProgress,
+                folder=folder,
+                activity="fetching",
+                done=done,
+                total=total,
+                bytes=nbytes,
+            )
+
+        refs: list[MessageRef] = []
+        for folder, searches in plan.items():
+            uids: set[int] = set()
+            validity: int | None = None
+            try:
+                for terms in searches:
+                    for sid in await backend.search(folder, terms):
+                        if sid.uid is not None:
+                            uids.add(sid.uid)
+                            validity = sid.uidvalidity
+            except ProtocolError as exc:
+                # A folder the sync leaves out (`folders` patterns) is listed as not
+                # selectable, like a \Noselect one: only a real folder's refusal counts.
+                if folder in selectable or _ended_session(exc):
+                    raise
+                log.debug("account %s: %s not searched: %s", self.name, folder, exc)
+                continue
+            if not uids:
+                continue
+            if validity is not None and await asyncio.to_thread(self._stale, folder, validity):
+                self.emit(
+                    ev.BackendError,
+                    message=f"{folder}: the server reset this folder (UIDVALIDITY changed); "
+                    "sync it before searching it on the server",
+                    retryable=False,
+                )
+                continue
+            _, missing = await asyncio.to_thread(
+                ids_for_uids, self.store.index, self.name, folder, sorted(uids)
+            )
+            if missing:
+                fetched = await download_uids(backend, self.store, folder, missing, progress)
+                if fetched:
+                    self.emit(ev.MessagesChanged, folder=folder, added=fetched)
+            ids, still_missing = await asyncio.to_thread(
+                ids_for_uids, self.store.index, self.name, folder, sorted(uids)
+            )
+            if still_missing:
+                self.emit(
+                    ev.BackendError,
+                    message=f"{folder}: {len(still_missing)} matching message(s) not downloaded"
+                    " (over max_message_size, or gone from the server)",
+                    retryable=False,
+                )
+            envs = await asyncio.to_thread(self.store.index.envelopes, ids)
+            refs.extend(e.ref for e in envs)
+        return refs
+
+    def _stale(self, folder: str, validity: int) -> bool:
+        """Do local copies of `folder` carry UIDs of another UIDVALIDITY (unsynced reset)?"""
+        rows = self.store.index.execute_read(
+            "SELECT 1 FROM messages WHERE account = ? AND folder = ? AND uid IS NOT NULL"
+            " AND uidvalidity IS NOT NULL AND uidvalidity != ? LIMIT 1",
+            (self.name, folder, validity),
+        )
+        return bool(rows)
 
     # ---------------------------------------------------------------- message operations
 

@@ -26,13 +26,14 @@ from textual.worker import Worker, WorkerState
 
 from tui_mail.config.schema import AppConfig
 from tui_mail.core import events as ev
-from tui_mail.core.commands import Command, Delete, Move, SetFlags, SyncNow
+from tui_mail.core.commands import Command, Delete, Move, Search, SetFlags, SyncNow
 from tui_mail.core.flags import Flag
 from tui_mail.core.models import Envelope, FolderRole
 from tui_mail.core.sanitize import inert_line
 from tui_mail.ui import keymap
 from tui_mail.ui.messages import CoreEvent
 from tui_mail.ui.undo import FlagUndo, MoveUndo, UndoEntry, group_by_account, plural
+from tui_mail.ui.virtual import VirtualFolders
 from tui_mail.ui.widgets.folder_pane import FolderPane
 from tui_mail.ui.widgets.key_hints import KeyHints
 from tui_mail.ui.widgets.message_list import SORT_CYCLE, SORT_LABELS, IdSource, MessageList
@@ -119,6 +120,7 @@ class MainScreen(Screen[None]):
                 "clear_marks",
                 "undo",
                 "search",
+                "search_server",
                 "sort",
                 "reverse_sort",
                 "toggle_threads",
@@ -141,6 +143,10 @@ class MainScreen(Screen[None]):
         self.stores: dict[str, Any] = {}
         self.shown: tuple[str, str] | None = None  # (account, folder) in the list
         self.search_text: str | None = None  # set while the list shows search results
+        # A server search in flight: command id -> account, and the ids found so far.
+        self._server_pending: dict[int, str] = {}
+        self._server_ids: set[int] = set()
+        self._server_text: str | None = None
         self.viewing = False
         self.layout_mode = config.ui.layout if config.ui.layout in LAYOUT_CYCLE else "auto"
         self.undo_entry: UndoEntry | None = None
@@ -149,6 +155,7 @@ class MainScreen(Screen[None]):
         self._temp_files: Any = None
         self.when_mounted: Callable[[], None] | None = None  # the app opens the index here
         self._live: set[str] = set()  # accounts past their first sync: new mail is news
+        self.virtual = VirtualFolders(self)  # the "Searches" group of the folder pane
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="panes"):
@@ -186,6 +193,7 @@ class MainScreen(Screen[None]):
         for account in self.config.accounts:
             self.folders.add_account(account)
             self.status.account(account)
+        self.virtual.mount()
         self._apply_layout()
         self.view.hyperlinks = self.config.ui.hyperlinks
         self.messages.focus()
@@ -220,6 +228,7 @@ class MainScreen(Screen[None]):
             return
         self.folders.set_counts(account, counts)
         self.status.set_pending(account, pending)
+        self.virtual.changed()
 
     def _open_first_folder(self, account: str | None = None) -> None:
         for row in self.folders.rows:
@@ -254,6 +263,8 @@ class MainScreen(Screen[None]):
     def _core_event(self, message: CoreEvent) -> None:
         event = message.event
         account = event.account
+        if event.in_reply_to in self._server_pending and self._server_reply(event):
+            return
         if isinstance(event, ev.ConnectionChanged):
             self.status.set_state(account, event.state, event.detail, event.retry_in)
             self.folders.set_state(account, event.state, event.retry_in)
@@ -273,6 +284,7 @@ class MainScreen(Screen[None]):
                 self._open_first_folder()
         elif isinstance(event, ev.FolderUpdated):
             self.folders.update_folder(event.folder)
+            self.virtual.changed()
         elif isinstance(event, ev.MessagesChanged):
             unread_before = self._unread(account, event.folder)
             self._messages_changed(account, event.folder)
@@ -342,6 +354,23 @@ class MainScreen(Screen[None]):
     @on(FolderPane.Selected)
     def _folder_selected(self, message: FolderPane.Selected) -> None:
         self.open_folder(message.account, message.folder, focus_list=message.focus_list)
+
+    @on(FolderPane.VirtualSelected)
+    def _virtual_selected(self, message: FolderPane.VirtualSelected) -> None:
+        self.virtual.open(message.name, focus_list=message.focus_list)
+
+    def show_results(self, source: IdSource, text: str) -> None:
+        """Show a virtual folder's messages; `text` is its query (what "/" starts from).
+
+        Set as search results are (search_text), so changes, back and the first
+        folder opening on a later FoldersListed all treat it as one.
+        """
+        self.close_message()
+        self.search_text = text
+        self.shown = None
+        self.messages.show_source(source)
+        self._update_location()
+        self.refresh_bindings()
 
     @on(MessageList.Selected)
     def _message_selected(self, message: MessageList.Selected) -> None:
@@ -744,6 +773,85 @@ class MainScreen(Screen[None]):
         self.app.push_screen(
             PromptScreen("Search all accounts", self.search_text or "", placeholder), entered
         )
+
+    def action_search_server(self) -> None:
+        """Search the index now, and ask every server account too (UID SEARCH); its
+        matches not downloaded yet are fetched, and the results grow when they answer."""
+        from tui_mail.ui.dialogs.prompt import PromptScreen
+
+        def entered(text: str | None) -> None:
+            if text is not None and text.strip():
+                self.run_server_search(text.strip())
+
+        placeholder = "words, or from:… subject:… is:unread …"
+        self.app.push_screen(
+            PromptScreen(
+                "Search all accounts and their servers", self.search_text or "", placeholder
+            ),
+            entered,
+        )
+
+    def run_server_search(self, text: str) -> None:
+        self.run_search(text)
+        if self.index is None:
+            return
+        self._server_pending.clear()
+        self._server_ids = set()
+        self._server_text = text
+        for account in self.config.accounts:
+            command_id = self._submit(account, Search(query=text, server=True))
+            if command_id is not None:
+                self._server_pending[command_id] = account
+        if self._server_pending:
+            self.show_notice("searching on the servers…")
+
+    def _server_reply(self, event: ev.Event) -> bool:
+        """Collect a server search's replies; True when the event needs nothing more."""
+        if isinstance(event, ev.SearchResults):
+            self._server_ids.update(r.id for r in event.refs if r.id is not None)
+            return True
+        if not isinstance(event, ev.Done | ev.Failed | ev.Cancelled | ev.UnsupportedReply):
+            return False
+        self._server_pending.pop(event.in_reply_to, None)  # type: ignore[arg-type]
+        if isinstance(event, ev.Failed):
+            self.status.set_error(event.account, event.message)
+            self.show_notice(f"{event.account}: {event.message}", error=True)
+        if not self._server_pending and self._server_text is not None:
+            text, self._server_text = self._server_text, None
+            self._merge_server_results(text, set(self._server_ids))
+        return True  # an account that cannot search (Maildir, POP3) is no error here
+
+    # Its own group: "search"'s exclusive workers would cancel the local search.
+    @work(exclusive=True, group="server_search", exit_on_error=False)
+    async def _merge_server_results(self, text: str, found: set[int]) -> None:
+        def merged() -> list[int]:
+            assert self.index is not None
+            ids = self._query(text)  # downloaded matches are in the index now
+            extra = found.difference(ids)
+            if not extra:
+                return ids
+            envs = self.index.envelopes([*ids, *extra])
+            envs.sort(key=lambda e: (e.date or 0, e.ref.id or 0), reverse=True)
+            return [e.ref.id for e in envs if e.ref.id is not None]
+
+        # A local-only account answers before the local search has shown its results.
+        while self.search_text != text and any(
+            w.group == "search" and w.state in (WorkerState.PENDING, WorkerState.RUNNING)
+            for w in self.workers
+        ):
+            await asyncio.sleep(0.05)
+        if self.search_text != text:
+            return  # another search, or back to a folder, meanwhile
+        try:
+            ids = await asyncio.to_thread(merged)
+        except Exception as exc:
+            self.show_notice(f"search: {exc}", error=True)
+            return
+        if self.search_text != text:
+            return
+        label = f"search: {text} ({plural(len(ids), 'result')}, with the servers)"
+        self.messages.show_source(IdSource(self.index, ids, label), keep_cursor=True)
+        self._update_location()
 
     def run_search(self, text: str) -> None:
         if self.index is None:

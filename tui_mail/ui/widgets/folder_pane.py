@@ -61,10 +61,16 @@ class _Account:
 
 @dataclass(frozen=True)
 class Row:
-    kind: str  # "account" | "state" | "folder" | "parent" (an implied level, not a folder)
+    # "account" | "state" | "folder" | "parent" (an implied level, not a folder)
+    # | "group" (the "Searches" heading) | "virtual" (a unified inbox or saved search)
+    kind: str
     account: str
     name: str = ""  # full folder name
     depth: int = 0
+
+
+SEARCHES_HEADING = "Searches"
+SELECTABLE = frozenset({"folder", "virtual"})
 
 
 def guess_role(name: str) -> FolderRole:
@@ -116,10 +122,20 @@ class FolderPane(OptionList, inherit_bindings=False):
             self.folder = folder
             self.focus_list = focus_list
 
+    class VirtualSelected(Message):
+        """A virtual folder (unified inbox, saved search) was chosen in the pane."""
+
+        def __init__(self, name: str, *, focus_list: bool = False) -> None:
+            super().__init__()
+            self.name = name
+            self.focus_list = focus_list
+
     def __init__(self, **kwargs: object) -> None:
         super().__init__(markup=False, **kwargs)  # type: ignore[arg-type]
         self.accounts: dict[str, _Account] = {}
         self.rows: list[Row] = []
+        # The "Searches" group, in order: name -> (total, unread), None until counted.
+        self.virtual: dict[str, tuple[int, int] | None] = {}
 
     # --- attributes down --------------------------------------------------------------
 
@@ -141,6 +157,20 @@ class FolderPane(OptionList, inherit_bindings=False):
     def update_folder(self, folder: Folder) -> None:
         self.accounts.setdefault(folder.account, _Account()).folders[folder.name] = folder
         self._rebuild()
+
+    def set_virtual(self, names: list[str]) -> None:
+        """The virtual folders shown at the top (counts come later, see set_virtual_counts)."""
+        self.virtual = {name: self.virtual.get(name) for name in names}
+        self._rebuild()
+
+    def set_virtual_counts(self, counts: dict[str, tuple[int, int]]) -> None:
+        changed = False
+        for name, value in counts.items():
+            if name in self.virtual and self.virtual[name] != value:
+                self.virtual[name] = value
+                changed = True
+        if changed:
+            self._rebuild()
 
     def set_state(
         self, account: str, state: ConnectionState, retry_in: float | None = None
@@ -178,6 +208,22 @@ class FolderPane(OptionList, inherit_bindings=False):
         row = self.rows[index]
         return row if row.kind == "folder" else None
 
+    @property
+    def selected_virtual(self) -> str | None:
+        """The name of the highlighted virtual folder, if one is highlighted."""
+        index = self.highlighted
+        if index is None or not (0 <= index < len(self.rows)):
+            return None
+        row = self.rows[index]
+        return row.name if row.kind == "virtual" else None
+
+    def select_virtual(self, name: str) -> bool:
+        for i, row in enumerate(self.rows):
+            if row.kind == "virtual" and row.name == name:
+                self.highlighted = i
+                return True
+        return False
+
     def select_folder(self, account: str, name: str) -> bool:
         for i, row in enumerate(self.rows):
             if row.kind == "folder" and row.account == account and row.name == name:
@@ -190,7 +236,7 @@ class FolderPane(OptionList, inherit_bindings=False):
         start = self.highlighted if self.highlighted is not None else -1
         i = start + delta
         while 0 <= i < len(self.rows):
-            if self.rows[i].kind == "folder":
+            if self.rows[i].kind in SELECTABLE:
                 self.highlighted = i
                 return
             i += delta
@@ -200,6 +246,9 @@ class FolderPane(OptionList, inherit_bindings=False):
     def _rebuild(self) -> None:
         """Re-render every prompt; restructure only when the rows changed."""
         rows: list[Row] = []
+        if self.virtual:
+            rows.append(Row("group", ""))
+            rows += [Row("virtual", "", name) for name in self.virtual]
         for account, entry in self.accounts.items():
             account_rows = ordered_rows(account, entry.folders)
             if entry.state in (ConnectionState.OFFLINE, ConnectionState.AUTH_FAILED):
@@ -211,14 +260,25 @@ class FolderPane(OptionList, inherit_bindings=False):
                 self.replace_option_prompt_at_index(i, self._prompt(row, width))
             return
         keep = self.selected
+        keep_virtual = self.selected_virtual
         self.rows = rows
         self.set_options(
-            Option(self._prompt(row, width), disabled=row.kind != "folder") for row in rows
+            Option(self._prompt(row, width), disabled=row.kind not in SELECTABLE) for row in rows
         )
         if keep is not None:
             self.select_folder(keep.account, keep.name)
+        elif keep_virtual is not None:
+            self.select_virtual(keep_virtual)
 
     def _prompt(self, row: Row, width: int) -> Content:
+        if row.kind == "group":
+            return Content.styled(_cut(SEARCHES_HEADING, width), "bold")
+        if row.kind == "virtual":
+            counts = self.virtual.get(row.name)
+            total, unread = counts if counts is not None else (0, 0)
+            # Not counted yet: no number rather than a wrong "0".
+            text = "" if counts is None else f"{unread}/{total}" if unread else str(total)
+            return _count_line(" ", inert_line(row.name), text, unread, width)
         entry = self.accounts[row.account]
         if row.kind == "account":
             glyph, style = STATE_GLYPH.get(entry.state, ("·", "$text-muted"))  # type: ignore[arg-type]
@@ -240,13 +300,7 @@ class FolderPane(OptionList, inherit_bindings=False):
             return Content.assemble(indent, (_cut(label, width - len(indent)), "$text-muted"))
         folder = entry.folders[row.name]
         counts = f"{folder.unread}/{folder.total}" if folder.unread else str(folder.total)
-        room = width - len(indent) - len(counts) - 1
-        if room < 4:  # too narrow for counts: name only
-            counts, room = "", width - len(indent)
-        label = _cut(label, room)
-        pad = " " * max(0, width - len(indent) - cell_len(label) - len(counts))
-        name_style = "bold $mail-unread" if folder.unread else ""
-        return Content.assemble(indent, (label, name_style), pad, (counts, "$text-muted"))
+        return _count_line(indent, label, counts, folder.unread, width)
 
     def on_resize(self) -> None:
         if self.rows:
@@ -260,6 +314,8 @@ class FolderPane(OptionList, inherit_bindings=False):
         row = self.selected
         if row is not None:
             self.post_message(self.Selected(row.account, row.name))
+        elif (name := self.selected_virtual) is not None:
+            self.post_message(self.VirtualSelected(name))
 
     @on(OptionList.OptionSelected)
     def _chosen(self, event: OptionList.OptionSelected) -> None:
@@ -267,6 +323,19 @@ class FolderPane(OptionList, inherit_bindings=False):
         row = self.selected
         if row is not None:
             self.post_message(self.Selected(row.account, row.name, focus_list=True))
+        elif (name := self.selected_virtual) is not None:
+            self.post_message(self.VirtualSelected(name, focus_list=True))
+
+
+def _count_line(indent: str, label: str, counts: str, unread: int, width: int) -> Content:
+    """A folder line: the name (bold when it has unread mail), counts right-aligned."""
+    room = width - len(indent) - len(counts) - 1
+    if room < 4:  # too narrow for counts: name only
+        counts, room = "", width - len(indent)
+    label = _cut(label, room)
+    pad = " " * max(0, width - len(indent) - cell_len(label) - len(counts))
+    name_style = "bold $mail-unread" if unread else ""
+    return Content.assemble(indent, (label, name_style), pad, (counts, "$text-muted"))
 
 
 def _cut(text: str, width: int) -> str:
