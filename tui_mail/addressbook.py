@@ -13,7 +13,9 @@ with a timeout, and its output is made inert before anyone shows it.
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import subprocess
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -33,7 +35,10 @@ MAX_COMMAND_LINES = 1000
 # One address of the index's To/Cc text, as format_addresses() writes it:
 # "Name" <a@b> or a bare a@b (groups: quoted name, "", address).
 _ADDRESS = re.compile(r'"((?:[^"\\]|\\.)*)" <([^<>\s]*)>|()([^\s,<>"]+@[^\s,<>"]+)')
-_VALID_ADDR = re.compile(r"[^\s<>\",@]+@[^\s<>\",@]+")
+# No control characters (C0, DEL, C1) or bidi controls: an address is typed into the
+# draft's header text as is, so one from a hostile command must not carry an escape.
+_NOT_IN_ADDR = r"\s<>\",@\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_VALID_ADDR = re.compile(rf"[^{_NOT_IN_ADDR}]+@[^{_NOT_IN_ADDR}]+")
 
 
 @dataclass
@@ -211,17 +216,56 @@ def run_address_command(
     command: Sequence[str], prefix: str, timeout: float = COMMAND_TIMEOUT
 ) -> list[Address]:
     """Run the external address book; [] if it fails, times out or prints nothing useful."""
+    return query_address_command(command, prefix, timeout)[0]
+
+
+def query_address_command(
+    command: Sequence[str], prefix: str, timeout: float = COMMAND_TIMEOUT
+) -> tuple[list[Address], str]:
+    """The external address book's answers and, when it failed, why (for the status line).
+
+    It runs in its own process group, killed whole on timeout: a shell script's child
+    (`sleep`, a hung `curl`) keeps the output pipe open, so killing only the script
+    would leave us waiting on that pipe for as long as the child lives.
+    """
+    argv = command_argv(command, prefix)
+    name = inert_line(os.path.basename(argv[0])) if argv else "?"
     try:
-        result = subprocess.run(
-            command_argv(command, prefix),
-            capture_output=True,
-            timeout=timeout,
+        proc = subprocess.Popen(
+            argv,
             stdin=subprocess.DEVNULL,
-            check=False,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
-    except (OSError, subprocess.SubprocessError, ValueError):
-        return []
-    return parse_command_output(result.stdout.decode("utf-8", "replace"))
+    except OSError as exc:
+        return [], f"address book command {name}: {exc.strerror or exc}"
+    except (subprocess.SubprocessError, ValueError) as exc:  # e.g. a NUL in an argument
+        return [], f"address book command {name}: {exc}"
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        return [], f"address book command {name} timed out after {timeout:g} s"
+    except BaseException:
+        _kill_group(proc)
+        raise
+    return parse_command_output(out.decode("utf-8", "replace")), ""
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except OSError:  # already gone
+        pass
+    try:
+        # The group is dead, so the pipe closes; the bound only guards a child that
+        # left the group (setsid) and still holds it.
+        proc.communicate(timeout=1.0)
+    except subprocess.TimeoutExpired:
+        if proc.stdout is not None:
+            proc.stdout.close()
+        proc.wait()
 
 
 def parse_command_output(text: str) -> list[Address]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from tui_mail.addressbook import (
     command_argv,
     parse_address_text,
     parse_command_output,
+    query_address_command,
     run_address_command,
 )
 from tui_mail.core.models import Address
@@ -144,3 +146,21 @@ def test_external_command_failures_are_empty(tmp_path: Path) -> None:
     assert run_address_command([str(tmp_path / "missing")], "x") == []
     assert run_address_command([sys.executable, "-c", "import time; time.sleep(5)"], "x", 0.2) == []
     assert run_address_command([sys.executable, "-c", "raise SystemExit(3)"], "x") == []
+
+
+def test_escapes_never_make_an_address() -> None:
+    text = "a\x1b[2J@x.example\tName\nb@x\x07.example\n\u202eevil@x.example\nok@x.example\n"
+    assert [a.addr for a in parse_command_output(text)] == ["ok@x.example"]
+
+
+def test_a_hung_command_is_killed_with_its_children(tmp_path: Path) -> None:
+    # The shell's child holds the output pipe: only killing the whole group ends it.
+    script = tmp_path / "hang.sh"
+    script.write_text("#!/bin/sh\necho 'early@x.example'\nsleep 60\n")
+    script.chmod(0o755)
+    started = time.monotonic()
+    found, problem = query_address_command([str(script)], "x", 0.5)
+    assert found == [] and "timed out after 0.5 s" in problem
+    assert time.monotonic() - started < 20
+    missing, problem = query_address_command([str(tmp_path / "missing")], "x")
+    assert missing == [] and "missing" in problem and "No such file" in problem

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import stat
 import sys
@@ -13,7 +14,7 @@ import pytest
 
 from tui_mail.config import load, secrets
 from tui_mail.config.load import load_config, parse_config, summarize
-from tui_mail.config.schema import DEFAULT_PORTS, AppConfig, EndpointConfig
+from tui_mail.config.schema import DEFAULT_PORTS, AppConfig, EndpointConfig, UiConfig
 from tui_mail.config.secrets import resolve_oauth_token, resolve_password
 from tui_mail.config.template import CONFIG_TEMPLATE, write_template
 from tui_mail.core.errors import ConfigError, MailError
@@ -839,6 +840,23 @@ def test_template_documents_every_key() -> None:
         keys |= set(options)
     for key in sorted(keys):
         assert re.search(rf"^#\s+{key}\s", CONFIG_TEMPLATE, re.M), key
+
+
+def test_template_documents_every_ui_key(tmp_path: Path) -> None:
+    for key in (f.name for f in dataclasses.fields(UiConfig)):
+        assert re.search(rf"^#\s+{key}\s", CONFIG_TEMPLATE, re.M), key
+    cfg = parse_config(uncomment(CONFIG_TEMPLATE), tmp_path / "config.toml")
+    assert cfg.ui.address_book_cmd == ("khard", "email", "--parsable", "{}")
+
+
+def test_address_book_cmd_is_an_argument_list(tmp_path: Path) -> None:
+    base = '[accounts.a]\nemail = "a@b.example"\nreceive = { backend = "maildir", path = "m" }\n'
+    assert parse_config(base, tmp_path / "c.toml").ui.address_book_cmd == ()
+    for bad in ('"abook --mutt-query"', "[]", '[""]', "[1]", "true"):
+        with pytest.raises(ConfigError) as info:
+            parse_config(f"{base}[ui]\naddress_book_cmd = {bad}\n", tmp_path / "c.toml")
+        assert "ui.address_book_cmd" in str(info.value), bad
+        assert "argument list" in str(info.value), bad
 
 
 def test_write_template(tmp_path: Path) -> None:

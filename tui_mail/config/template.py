@@ -139,6 +139,11 @@ CONFIG_TEMPLATE = """\
 #                        list (no shell); "{}" stands for the file, else it
 #                        is added at the end (default ["xdg-open"])
 #   save_dir             folder offered when saving an attachment
+#   address_book_cmd     extra addresses for Tab completion in the composer
+#                        (after those seen in mail, ranked by use): a program
+#                        as an argument list (no shell); "{}" stands for what
+#                        was typed, else it is added at the end. It prints
+#                        "address<TAB>name" lines and gets 3 seconds
 #   notify               new mail while tui-mail runs: "off" (default),
 #                        "bell", or a desktop notification sent through the
 #                        terminal: "osc9" (iTerm2, kitty, WezTerm, foot) or
@@ -152,6 +157,7 @@ CONFIG_TEMPLATE = """\
 # layout = "auto"
 # open_command = ["xdg-open"]
 # save_dir = "~/Downloads"
+# address_book_cmd = ["khard", "email", "--parsable", "{}"]
 # notify = "off"
 # hyperlinks = true
 

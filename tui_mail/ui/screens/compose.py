@@ -32,8 +32,9 @@ from tui_mail.compose.build import ComposeError, Draft
 from tui_mail.core import commands as cmd
 from tui_mail.core import events as ev
 from tui_mail.core.flags import Flag
-from tui_mail.core.models import FolderRole, MessageRef
+from tui_mail.core.models import Address, FolderRole, MessageRef
 from tui_mail.core.sanitize import inert, inert_line
+from tui_mail.ui.address_completion import completer_for
 from tui_mail.ui.screens.compose_dialogs import ConfirmScreen, PathPrompt
 from tui_mail.ui.screens.compose_editor import EditorScreen
 from tui_mail.ui.screens.compose_session import (
@@ -231,7 +232,8 @@ class ComposeScreen(Screen[None]):
                 if text is not None:
                     self.edited(text)
                     return
-        self.app.push_screen(EditorScreen(self.session.text, title), self.edited)
+        completer = completer_for(self.app)
+        self.app.push_screen(EditorScreen(self.session.text, title, completer), self.edited)
 
     def _run_external(self, argv: list[str]) -> str | None:
         """The external editor's text, or None when the terminal cannot be handed over."""
@@ -353,6 +355,7 @@ async def send(app: MailApp, session: ComposeSession, raw: bytes, message_id: st
     reply = await app.bridge.request(name, cmd.Send(raw=raw))
     if isinstance(reply, ev.Done):
         notice(app, f"sent {label}")
+        _note_recipients(app, session)
         _after_safe(app, session)
         return
     reason = getattr(reply, "message", "") or "cancelled"
@@ -363,11 +366,22 @@ async def send(app: MailApp, session: ComposeSession, raw: bytes, message_id: st
         await app.push_screen(ComposeScreen(session))
         return
     # In the outbox: it survives us, so the old draft can go.
+    _note_recipients(app, session)
     _after_safe(app, session, mark_source=entry.will_retry or entry.state.value == "sent")
     from tui_mail.ui.widgets.outbox import outbox_hint
 
     outcome = outbox_outcome(entry, reason, outbox_hint(app))
     notice(app, f"{label}: {outcome}", error=not entry.will_retry)
+
+
+def _note_recipients(app: MailApp, session: ComposeSession) -> None:
+    """Count the recipients for completion now; the index sees them only once the Sent
+    copy is indexed, and it keeps no Bcc column at all."""
+    draft = session.draft
+    if draft is None:
+        return
+    people = (*draft.to, *draft.cc, *draft.bcc)
+    completer_for(app).note_sent(Address(a.display_name, a.addr_spec) for a in people)
 
 
 def outbox_outcome(entry: Any, reason: str, hint: str = "") -> str:
