@@ -558,3 +558,96 @@ async def test_download_through_the_index_helper_then_a_cut_and_a_rerun(
         assert len(started) == 2  # one helper per run, shared by both folders
     finally:
         await b.close()
+
+
+async def test_state_is_saved_after_the_rows_while_the_next_folder_downloads(
+    ms: Mailstack, store: AccountStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """sync_account saves a folder's last rows and its state while the next folder is
+    selected and fetched: each state is saved only once every row of the folder is
+    committed, the counts come out whole, and a last batch that fails to index leaves
+    that folder's state unsaved (the rerun completes it, no copy twice)."""
+    from tui_mail.store import account_store
+
+    monkeypatch.setattr(account_store, "BULK_HELPER_MIN", 1)
+    monkeypatch.setattr("tui_mail.sync.imap_sync.DELIVER_BATCH", 7)
+    for n in range(40):
+        deliver_lmtp(ms, USER, sample(n))
+    c = imap(ms)
+    sizes = {"INBOX": 40, "Bulk": 25, "More": 18}
+    for folder in ("Bulk", "More"):
+        c.create(folder)
+        for n in range(sizes[folder]):
+            raw = sample(1000 * len(folder) + n).replace(b"\n", b"\r\n")
+            c.append(folder, "(\\Seen)", None, raw)
+    c.logout()
+
+    index = store.index
+    real_save = index.set_folder_state
+    at_save: dict[str, list[int]] = {}
+
+    def save(account: str, folder: str, **kw: object) -> None:
+        if kw.get("uidvalidity") is not None:  # a SaveState, not a role
+            on_disk = {f.key for f in store.maildir.scan(folder)}
+            keys = [
+                r[0]
+                for r in index.execute_read(
+                    "SELECT key FROM messages WHERE account = ? AND folder = ?", (USER, folder)
+                )
+            ]
+            assert set(keys) <= on_disk, folder  # rows only for durable files
+            at_save.setdefault(folder, []).append(len(keys))
+        real_save(account, folder, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(index, "set_folder_state", save)
+    real_index = store.index_files
+    failed: list[str] = []
+
+    def index_files(folder: str, written: list) -> list[MessageRef]:  # type: ignore[type-arg]
+        if folder == "Bulk" and len(written) < 7 and not failed:  # its last batch, once
+            failed.append(folder)
+            raise OSError("disk full")
+        return real_index(folder, written)
+
+    monkeypatch.setattr(store, "index_files", index_files)
+    b = make(ms)
+    b.batch = 10
+    try:
+        with pytest.raises(OSError, match="disk full"):
+            await sync_account(b, store)
+        states = {s.name: s for s in index.folder_states(USER)}
+        assert at_save.get("INBOX") == [40]  # every row was in before the state
+        assert states["INBOX"].uidvalidity is not None
+        assert "Bulk" not in at_save and states["Bulk"].uidvalidity is None
+        assert store.bulk_helper is None  # stopped with the run
+        # More may have been synced whole before Bulk's failure was seen; never half.
+        more = states.get("More")
+        more_done = more is not None and more.uidvalidity is not None
+        assert len(rows(store, "More")) == (18 if more_done else 0)
+        kept = len(rows(store, "Bulk"))
+        assert 0 < kept < 25  # the batches before the failed one
+
+        # The failed batch's files are durable but have no row: a rescan (the account
+        # worker's start-up check) gives them rows without a UID, which the rerun
+        # matches by Message-ID instead of downloading them again.
+        store.rescan("Bulk")
+        at_save.clear()
+        result = await sync_account(b, store)
+        assert not result.errors
+        assert at_save["Bulk"] == [25]
+        assert at_save.get("More") == (None if more_done else [18])
+        fetched = {f.folder: f.fetched for f in result.folders}
+        # Only what has no row yet is downloaded again (the failed batch's files are
+        # adopted or replaced, never kept twice: checked below).
+        assert fetched["INBOX"] == 0 and fetched["Bulk"] <= 25 - kept
+        assert fetched["More"] == (0 if more_done else 18)
+        for folder, n in sizes.items():
+            server = dovecot_files(ms, folder)
+            local = local_files(store, folder)
+            assert set(local) == set(server) and len(server) == n, folder
+            for mid, (data, letters) in server.items():
+                assert local[mid] == [(data, letters)], mid  # one copy, same bytes and flags
+            uids = sorted(u for _, u, _ in rows(store, folder))
+            assert uids == list(range(1, n + 1)), folder
+    finally:
+        await b.close()

@@ -26,6 +26,7 @@ in read-only mode (EXAMINE; any write raises) and nothing touches the store.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -38,6 +39,7 @@ from tui_mail.core.errors import ConnectError, MailError, ProtocolError, Unsuppo
 from tui_mail.core.flags import Flag, FlagSet
 from tui_mail.core.models import FolderRole, MessageRef, ServerId
 from tui_mail.store.account_store import AccountStore
+from tui_mail.store.bulk import WrittenFile
 from tui_mail.store.journal import Journal
 from tui_mail.store.maildir import INBOX, is_inbox, to_local_line_endings
 from tui_mail.store.parse import parse_message
@@ -242,12 +244,14 @@ async def sync_folder(
     changes: Sequence[LocalChange] | None = None,
     dry_run: bool = False,
     source: str | None = None,
+    defer: list[asyncio.Future[int]] | None = None,
 ) -> FolderSyncResult:
     """Bring the local copy of `folder` in line with the server (see plan.py).
 
     `journal`: push the account's pending flag changes and additions for
     this folder as part of the plan. `source`: where the folder's local copy
-    is now (a dry run plans a rename it does not perform).
+    is now (a dry run plans a rename it does not perform). `defer`: see
+    `Executor.defer`.
     """
     folder = INBOX if is_inbox(folder) else folder
     src = source or folder
@@ -290,7 +294,9 @@ async def sync_folder(
             uidvalidity_changed=plan.uidvalidity_changed,
             plan=plan,
         )
-    return await Executor(backend, store, journal, progress).run_folder(plan)
+    ex = Executor(backend, store, journal, progress)
+    ex.defer = defer
+    return await ex.run_folder(plan)
 
 
 async def _adopt(
@@ -344,12 +350,28 @@ class Executor:
         self.confirmed: list[MessageRef] = []
         self.errors: list[str] = []
         self.result = AccountSyncResult()
+        # A plan ending in Fetch + SaveState returns once its messages are received
+        # and their files durable; the last batch's rows and the folder's state
+        # are then saved by a task put here, which yields how many rows that batch
+        # added to `fetched`. The caller (sync_account) selects the next folder
+        # meanwhile and awaits the task: the one connection is free by then.
+        self.defer: list[asyncio.Future[int]] | None = None
 
     def _ref(self, folder: str, key: str, msg_id: int | None) -> MessageRef:
         return MessageRef(self.store.account, folder, key, msg_id)
 
     async def run_folder(self, plan: FolderPlan) -> FolderSyncResult:
-        await self.run(plan.steps)
+        steps = plan.steps
+        fetch, save = (steps[-2], steps[-1]) if len(steps) >= 2 else (None, None)
+        if self.defer is not None and isinstance(fetch, Fetch) and isinstance(save, SaveState):
+            await self.run(steps[:-2])
+            last: list[asyncio.Future[list[MessageRef]]] = []
+            self.fetched += await _download(
+                self.backend, self.store, fetch.folder, fetch.uids, self.progress, last
+            )
+            self.defer.append(asyncio.ensure_future(self._save_after(last, save)))
+        else:
+            await self.run(steps)
         skipped = len(getattr(self.backend, "skipped", {}).get(plan.folder, ()))
         return FolderSyncResult(
             folder=plan.folder,
@@ -365,6 +387,17 @@ class Executor:
             errors=tuple(self.errors),
             plan=plan,
         )
+
+    async def _save_after(
+        self, last: list[asyncio.Future[list[MessageRef]]], save: SaveState
+    ) -> int:
+        """The folder's state, saved only once the rows of its last batch are committed."""
+        done = await asyncio.gather(*last, return_exceptions=True)
+        for refs in done:
+            if isinstance(refs, BaseException):
+                raise refs
+        await self._one(save, self.store)
+        return sum(len(refs) for refs in done if isinstance(refs, list))
 
     async def run(self, steps: Sequence[Step]) -> None:
         """Run `steps`; runs of the same kind go together (one transaction, one STORE)."""
@@ -571,7 +604,14 @@ async def _download(
     folder: str,
     uids: Sequence[int],
     progress: Progress | None,
+    tail: list[asyncio.Future[list[MessageRef]]] | None = None,
 ) -> int:
+    """Download `uids` into the store; the number of rows committed.
+
+    `tail`: the last batch's rows are not waited for but handed back in it (the
+    caller awaits them before saving the folder's state); the count returned
+    leaves them out.
+    """
     if not uids:
         return 0
     received = 0
@@ -584,17 +624,27 @@ async def _download(
     size = 0
     stored = 0
     letters: dict[FlagSet, str] = {}  # a folder has few distinct flag sets
-    # The rows of the batch before the one being written: files are durable before
-    # their rows are written (write_files returns only then), and every row is
-    # committed before this returns, so before the folder's state is saved.
-    indexing: asyncio.Task[list[MessageRef]] | None = None
+    # The rows of the last two batches written, indexed one after the other: files
+    # are durable before their rows are written (write_files returns only then),
+    # and every row is committed before this returns (or, with `tail`, before the
+    # folder's state is saved). Two, so the indexer has the next batch queued
+    # instead of waiting for this loop to come back from the network.
+    indexing: list[asyncio.Future[list[MessageRef]]] = []
+
+    async def index(
+        before: asyncio.Future[list[MessageRef]] | None, written: list[WrittenFile]
+    ) -> list[MessageRef]:
+        if before is not None:
+            await asyncio.wait([before])  # in order; its error is reported by its awaiter
+        return await asyncio.to_thread(store.index_files, folder, written)
 
     async def flush() -> None:
-        nonlocal indexing, stored
+        nonlocal stored
         written = await asyncio.to_thread(store.write_files, folder, batch)
-        if indexing is not None:
-            stored += len(await asyncio.shield(indexing))
-        indexing = asyncio.ensure_future(asyncio.to_thread(store.index_files, folder, written))
+        if len(indexing) == 2:
+            stored += len(await asyncio.shield(indexing.pop(0)))
+        before = indexing[-1] if indexing else None
+        indexing.append(asyncio.ensure_future(index(before, written)))
 
     # While one batch is written (in a thread) and the one before is indexed (in
     # another, or in the store's helper process on another core), the next keeps
@@ -614,16 +664,20 @@ async def _download(
                     batch, size = [], 0
             if batch:
                 await flush()
-            if indexing is not None:
-                stored += len(await asyncio.shield(indexing))
-                indexing = None
+            if tail is not None:
+                tail.extend(indexing)
+                indexing.clear()
+            while indexing:
+                stored += len(await asyncio.shield(indexing[0]))
+                indexing.pop(0)
         finally:
-            if indexing is not None and not indexing.done():
+            if indexing:
                 # Failed or cancelled while a batch's rows are being written in a
                 # thread (which cannot be stopped): let them land first.
-                await asyncio.wait([indexing])
-            if indexing is not None and not indexing.cancelled():
-                indexing.exception()  # the error that ended the download wins
+                await asyncio.wait(indexing)
+            for task in indexing:
+                if not task.cancelled():
+                    task.exception()  # the error that ended the download wins
     return stored
 
 
@@ -736,43 +790,74 @@ async def _sync_account(
     if condstore and targets:
         statuses = await _statuses(backend, [f.name for f in targets])
         local_counts = await asyncio.to_thread(_copies_with_uid, store)
-    for f in targets:
-        src = aliases.get(f.name, f.name)
-        status = statuses.get(f.name)
-        due = any(c.due and c.folder == f.name for c in changes)
-        if (
-            status is not None
-            and status.uidvalidity is not None
-            and not due
-            and unchanged(
-                saved.get(src),
-                _server_state(status, f.name),
-                condstore=condstore,
-                local=local_counts.get(src, 0),
-            )
-        ):
-            result.folders.append(FolderSyncResult(folder=f.name, unchanged=True))
-            continue
-        try:
-            res = await sync_folder(
-                backend,
-                store,
-                f.name,
-                progress,
-                journal=journal,
-                changes=changes,
-                dry_run=dry_run,
-                source=src,
-            )
-        except ProtocolError as exc:
-            if getattr(exc, "connection_lost", False):
-                raise  # the server broke the session, not just this folder
-            log.warning("account %s: folder %r: %s", account, f.name, exc)
-            result.errors[f.name] = str(exc)
-            continue
-        if res.errors:
-            result.errors[f.name] = "; ".join(res.errors)
-        result.folders.append(res)
+    # A folder's last rows and its state (Executor.defer) are saved while the next
+    # folder is selected and fetched; awaited before the one after registers its own.
+    tails: list[asyncio.Future[int]] = []
+    tail_of = -1  # its FolderSyncResult's place in result.folders
+
+    async def settle() -> None:
+        if not tails:
+            return
+        rows = await asyncio.shield(tails[0])
+        done = result.folders[tail_of]
+        result.folders[tail_of] = dataclasses.replace(done, fetched=done.fetched + rows)
+        tails.clear()
+
+    try:
+        for f in targets:
+            if tails and tails[0].done():
+                await settle()  # a failure there ends the run now, not a folder later
+            src = aliases.get(f.name, f.name)
+            status = statuses.get(f.name)
+            due = any(c.due and c.folder == f.name for c in changes)
+            if (
+                status is not None
+                and status.uidvalidity is not None
+                and not due
+                and unchanged(
+                    saved.get(src),
+                    _server_state(status, f.name),
+                    condstore=condstore,
+                    local=local_counts.get(src, 0),
+                )
+            ):
+                result.folders.append(FolderSyncResult(folder=f.name, unchanged=True))
+                continue
+            mine: list[asyncio.Future[int]] = []
+            try:
+                res = await sync_folder(
+                    backend,
+                    store,
+                    f.name,
+                    progress,
+                    journal=journal,
+                    changes=changes,
+                    dry_run=dry_run,
+                    source=src,
+                    defer=mine,
+                )
+            except ProtocolError as exc:
+                if getattr(exc, "connection_lost", False):
+                    raise  # the server broke the session, not just this folder
+                log.warning("account %s: folder %r: %s", account, f.name, exc)
+                result.errors[f.name] = str(exc)
+                continue
+            finally:
+                if mine:  # one pending at a time; the one before is done by now in practice
+                    await settle()
+                    tails.extend(mine)
+            if res.errors:
+                result.errors[f.name] = "; ".join(res.errors)
+            result.folders.append(res)
+            if mine:
+                tail_of = len(result.folders) - 1
+        await settle()
+    finally:
+        if tails:  # the run failed or was cancelled: let the rows land, the state after
+            await asyncio.wait(tails)
+            for t in tails:
+                if not t.cancelled():
+                    t.exception()  # the error that ended the run wins
     return result
 
 
