@@ -139,7 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
         "folder: account: has:attachment is:unread/read/flagged/answered/draft "
         "before:/after: (2024-01-31, 7d, 2w, 3m, 1y, today), -negation, NOT, OR, ( ). "
         "Put -- before a query that starts with '-'. "
-        "Exit status: 0 found, 1 nothing found, 2 bad query.",
+        "Exit status: 0 found, 1 nothing found, 2 bad query, 3 a server search failed "
+        "(with --server; what was found is still printed).",
     )
     search.add_argument("query", nargs="+", metavar="QUERY", help="the words of the query")
     search.add_argument("--account", action="append", help="only this account (repeat for several)")
