@@ -27,6 +27,9 @@ from pathlib import Path
 
 from servers.harness import Mailstack, start_mailstack
 
+from tui_mail.store.account_store import AccountStore
+from tui_mail.store.index import MailIndex
+
 MID = re.compile(rb"^Message-ID: *(<[^>]+>)", re.M | re.I)
 LOADMAIL = Path(__file__).parents[1] / "servers" / "loadmail.py"
 TM = [sys.executable, "-m", "tui_mail"]
@@ -345,3 +348,18 @@ class CutProxy:
         self._closed.set()
         self._sock.close()
         self._thread.join(5)
+
+
+ALICE = "alice"
+BOB = "bob"
+TM_SEND = [sys.executable, "-m", "tui_mail"]
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    return result.stderr
+
+
+def open_store(account: str) -> AccountStore:
+    return AccountStore(account, local_root(account), MailIndex(index_file()))

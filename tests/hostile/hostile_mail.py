@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hostile.maildir_app import fill
+from hostile.maildir_app import fill, select, wait_for
 
 # --- payloads --------------------------------------------------------------------------
 
@@ -380,3 +380,18 @@ def line_with(lines: list[str], text: str) -> str:
     found = [line for line in lines if text in line]
     assert len(found) == 1, f"{text!r} is on {len(found)} lines:\n" + "\n".join(lines)
     return found[0]
+
+
+async def open_message(pilot: Any, app: Any, message_id: str) -> list[str]:
+    """Select and open `message_id` in the app; the screen's lines once it shows."""
+    select(app, message_id)
+    await pilot.press("enter")
+    await wait_for(
+        pilot,
+        lambda: (
+            app.main.view.raw is not None
+            and app.main.view.envelope is not None
+            and app.main.view.envelope.message_id == message_id
+        ),
+    )
+    return screen_lines(app)

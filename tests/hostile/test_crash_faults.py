@@ -10,31 +10,29 @@ disk is the oracle for what must be there (faults.assert_mirror).
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import sqlite3
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from servers.harness import Mailstack, deliver_lmtp, reset_user_mail, start_mailstack
 
 from tui_mail.core.flags import Flag, FlagSet
 from tui_mail.core.models import MessageRef
-from tui_mail.store.account_store import AccountStore
-from tui_mail.store.index import MailIndex
 from tui_mail.store.journal import Journal
 from tui_mail.sync.plan import APPEND
 from tui_mail.sync.server_ops import record_flag_change
 
 from .faults import (
+    ALICE,
+    BOB,
+    TM_SEND,
     CutProxy,
     assert_mirror,
     count_files,
@@ -45,6 +43,8 @@ from .faults import (
     load,
     local_root,
     message,
+    ok,
+    open_store,
     pop3_config,
     read_maildir,
     server_maildir,
@@ -54,11 +54,7 @@ from .faults import (
     wait_for,
 )
 
-pytestmark = pytest.mark.servers
-
-ALICE = "alice"
-BOB = "bob"
-TM_SEND = [sys.executable, "-m", "tui_mail"]
+pytestmark = [pytest.mark.servers, pytest.mark.usefixtures("fast_data")]
 
 
 @pytest.fixture
@@ -66,32 +62,6 @@ def ms(mailstack: Mailstack) -> Iterator[Mailstack]:
     for user in (ALICE, BOB):
         reset_user_mail(mailstack, user)
     yield mailstack
-
-
-@pytest.fixture(autouse=True)
-def fast_data(isolated_dirs: SimpleNamespace, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """The store on tmpfs when there is one: thousands of fsynced files otherwise
-    make these tests many times slower."""
-    shm = Path("/dev/shm")
-    if not (shm.is_dir() and os.access(shm, os.W_OK)):
-        yield Path(isolated_dirs.data)
-        return
-    d = Path(tempfile.mkdtemp(prefix="tui-mail-faults.", dir=shm))
-    monkeypatch.setenv("XDG_DATA_HOME", str(d))
-    try:
-        yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
-
-
-def ok(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 0, result.stderr
-    assert "Traceback" not in result.stderr + result.stdout
-    return result.stderr
-
-
-def open_store(account: str) -> AccountStore:
-    return AccountStore(account, local_root(account), MailIndex(index_file()))
 
 
 # --------------------------------------------------------------------------- SIGKILL

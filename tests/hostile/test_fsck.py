@@ -9,13 +9,10 @@ server mail touched) and that the next sync gives a clean mirror again.
 from __future__ import annotations
 
 import imaplib
-import os
 import shutil
 import sqlite3
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from servers.harness import Mailstack, reset_user_mail
@@ -32,7 +29,7 @@ from .faults import (
     tm,
 )
 
-pytestmark = pytest.mark.servers
+pytestmark = [pytest.mark.servers, pytest.mark.usefixtures("fast_data")]
 
 ALICE = "alice"
 
@@ -41,20 +38,6 @@ ALICE = "alice"
 def ms(mailstack: Mailstack) -> Iterator[Mailstack]:
     reset_user_mail(mailstack, ALICE)
     yield mailstack
-
-
-@pytest.fixture(autouse=True)
-def fast_data(isolated_dirs: SimpleNamespace, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    shm = Path("/dev/shm")
-    if not (shm.is_dir() and os.access(shm, os.W_OK)):
-        yield Path(isolated_dirs.data)
-        return
-    d = Path(tempfile.mkdtemp(prefix="tui-mail-fsck.", dir=shm))
-    monkeypatch.setenv("XDG_DATA_HOME", str(d))
-    try:
-        yield d
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
 
 
 def fsck(config: Path, *args: str) -> tuple[int, str]:

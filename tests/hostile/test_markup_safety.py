@@ -22,11 +22,12 @@ from hostile.hostile_mail import (
     MARKUP_TEXT,
     hostile_account,
     markup_samples,
+    open_message,
     osc8_targets,
     screen_lines,
     terminal_stream,
 )
-from hostile.maildir_app import ACCOUNT, maildir_config, select, wait_for
+from hostile.maildir_app import ACCOUNT, maildir_config, wait_for
 from tui_mail.core import events as ev
 from tui_mail.ui.app import MailApp
 from tui_mail.ui.dialogs.picker import PickerScreen, fuzzy_filter
@@ -90,20 +91,6 @@ async def click_everywhere(pilot: Pilot[int], app: MailApp, spy: Spy, texts: lis
     return clicks
 
 
-async def _open(pilot: Pilot[int], app: MailApp, message_id: str) -> list[str]:
-    select(app, message_id)
-    await pilot.press("enter")
-    await wait_for(
-        pilot,
-        lambda: (
-            app.main.view.raw is not None
-            and app.main.view.envelope is not None
-            and app.main.view.envelope.message_id == message_id
-        ),
-    )
-    return screen_lines(app)
-
-
 async def test_markup_in_subjects_names_bodies_and_attachments_shows_verbatim(
     tmp_path: Path,
 ) -> None:
@@ -117,7 +104,7 @@ async def test_markup_in_subjects_names_bodies_and_attachments_shows_verbatim(
         for n, text in enumerate(MARKUP):
             assert any(f"MK{n} {text}" in line for line in lines), (text, lines)
         for n, text in enumerate(MARKUP):
-            lines = await _open(pilot, app, f"<markup-{n}@x>")
+            lines = await open_message(pilot, app, f"<markup-{n}@x>")
             screen = "\n".join(lines)
             assert f"Subject: MK{n} {text}" in screen, screen
             assert f"MKBODY{n} {text}" in screen, screen
@@ -131,7 +118,7 @@ async def test_markup_in_subjects_names_bodies_and_attachments_shows_verbatim(
             await pilot.press("escape")
             await wait_for(pilot, lambda: app.main.view.envelope is None)
 
-        screen = "\n".join(await _open(pilot, app, "<markup-attachment@x>"))
+        screen = "\n".join(await open_message(pilot, app, "<markup-attachment@x>"))
         assert "[@click=app.quit]ATT[/].pdf" in screen, screen
         await pilot.press("v")
         await wait_for(pilot, lambda: "Attachments: Enter opens" in "\n".join(screen_lines(app)))
@@ -139,7 +126,7 @@ async def test_markup_in_subjects_names_bodies_and_attachments_shows_verbatim(
         await pilot.press("escape", "escape")
         await wait_for(pilot, lambda: app.main.view.envelope is None)
 
-        screen = "\n".join(await _open(pilot, app, "<markup-encoded@x>"))
+        screen = "\n".join(await open_message(pilot, app, "<markup-encoded@x>"))
         for shown in (
             "Subject: [@click=app.quit]QMK[/]",
             "[@click=app.quit]NMK[/]",
@@ -164,7 +151,7 @@ async def test_clicking_and_pressing_over_markup_runs_nothing(tmp_path: Path) ->
             # A click on a folder row opened that folder: back to the markup mail.
             app.main.open_folder(ACCOUNT, "INBOX")
             await wait_for(pilot, lambda: app.main.messages.count == count)
-            await _open(pilot, app, f"<markup-{n}@x>")
+            await open_message(pilot, app, f"<markup-{n}@x>")
             clicks += await click_everywhere(pilot, app, spy, targets)
             await pilot.press("enter", "space", "enter")  # keys over the open message
             await pilot.pause()
@@ -272,7 +259,7 @@ async def test_a_reply_to_markup_mail_shows_it_verbatim(
     async with app.run_test(size=WIDE) as pilot:
         await wait_for(pilot, lambda: app.main.messages.count == count)
         n = MARKUP.index("[@click=app.quit]x[/]")
-        await _open(pilot, app, f"<markup-{n}@x>")
+        await open_message(pilot, app, f"<markup-{n}@x>")
         spy = Spy(app)
         await pilot.press("r")
         await wait_for(pilot, lambda: isinstance(app.screen, ComposeScreen))

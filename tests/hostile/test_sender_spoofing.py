@@ -114,7 +114,6 @@ async def test_the_list_shows_the_real_address_behind_an_address_like_name(
         assert " Bob " in row, row  # an ordinary name stays the name
 
 
-@pytest.mark.skipif(shutil.which("true") is None, reason="needs true(1) as a no-op editor")
 async def test_r_replies_to_the_address_the_view_showed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -22,7 +22,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from textual.pilot import Pilot
 
 from hostile.hostile_mail import (
     ALL_ATTACKS,
@@ -36,11 +35,12 @@ from hostile.hostile_mail import (
     foreign_controls,
     hostile_account,
     line_with,
+    open_message,
     screen_lines,
     terminal_samples,
     terminal_stream,
 )
-from hostile.maildir_app import ACCOUNT, maildir_config, select, wait_for
+from hostile.maildir_app import ACCOUNT, maildir_config, wait_for
 from tui_mail.core import events as ev
 from tui_mail.core.sanitize import inert, inert_line
 from tui_mail.ui.app import MailApp
@@ -115,7 +115,7 @@ async def test_each_hostile_message_opens_inert_in_every_view(tmp_path: Path) ->
     async with app.run_test(size=WIDE) as pilot:
         await wait_for(pilot, lambda: app.main.messages.count == count)
         for sample in samples:
-            lines = await _open(pilot, app, f"<{sample.message_id}>")
+            lines = await open_message(pilot, app, f"<{sample.message_id}>")
             assert_inert(app, f"{sample.what}: view")
             assert any("␛" in line or "<9D>" in line or "<RLO>" in line for line in lines), (
                 f"{sample.what}: no placeholder visible\n" + "\n".join(lines)
@@ -131,20 +131,6 @@ async def test_each_hostile_message_opens_inert_in_every_view(tmp_path: Path) ->
             await wait_for(pilot, lambda: app.main.view.envelope is None)
 
 
-async def _open(pilot: Pilot[int], app: MailApp, message_id: str) -> list[str]:
-    select(app, message_id)
-    await pilot.press("enter")
-    await wait_for(
-        pilot,
-        lambda: (
-            app.main.view.raw is not None
-            and app.main.view.envelope is not None
-            and app.main.view.envelope.message_id == message_id
-        ),
-    )
-    return screen_lines(app)
-
-
 async def test_one_line_fields_stay_on_one_line_and_bodies_show_placeholders(
     tmp_path: Path,
 ) -> None:
@@ -155,7 +141,7 @@ async def test_one_line_fields_stay_on_one_line_and_bodies_show_placeholders(
     async with app.run_test(size=WIDE) as pilot:
         await wait_for(pilot, lambda: app.main.messages.count == count)
 
-        lines = await _open(pilot, app, "<q-subject@x>")
+        lines = await open_message(pilot, app, "<q-subject@x>")
         subject = line_with(lines, "Subject: QSUBJ")
         # CR LF inside the encoded word: still the subject's line, no header of its own.
         assert "␛]52;c;cm0gLXJmIH4=␇␛]2;PWNED-TITLE2␛\\␛P+q544e␛\\" in subject
@@ -163,7 +149,7 @@ async def test_one_line_fields_stay_on_one_line_and_bodies_show_placeholders(
         assert not any(line.lstrip("▕ ").startswith("X-Injected") for line in lines)
         await pilot.press("escape")
 
-        lines = await _open(pilot, app, "<b-subject@x>")
+        lines = await open_message(pilot, app, "<b-subject@x>")
         subject = line_with(lines, "Subject: BSUBJ")
         assert "<ZWSP><ZWNJ><ZWJ><WJ><ZWNBSP>" in subject
         assert "<LRE><RLE><PDF><LRO><RLO><LRI><RLI><FSI><PDI>line1" in subject
@@ -173,7 +159,7 @@ async def test_one_line_fields_stay_on_one_line_and_bodies_show_placeholders(
         await pilot.press("escape")
 
         for mid in ("<qp-body@x>", "<b64-body@x>"):
-            lines = await _open(pilot, app, mid)
+            lines = await open_message(pilot, app, mid)
             text = "\n".join(lines)
             assert "BODYMARK start" in text
             for shown in (
@@ -194,7 +180,7 @@ async def test_one_line_fields_stay_on_one_line_and_bodies_show_placeholders(
             assert line_with(lines, "over␈").strip(" ▕").startswith("over")
             await pilot.press("escape")
 
-        lines = await _open(pilot, app, "<html-body@x>")
+        lines = await open_message(pilot, app, "<html-body@x>")
         text = "\n".join(lines)
         assert "HTMLMARK" in text and "␛]0;PWNED-TITLE␇" in text
         # The hostile href is listed as text, never as an OSC 8 link (checked above).
@@ -208,7 +194,7 @@ async def test_reversed_attachment_name_shows_its_real_extension(tmp_path: Path)
     app = MailApp(maildir_config(root))
     async with app.run_test(size=WIDE) as pilot:
         await wait_for(pilot, lambda: app.main.messages.count == count)
-        lines = await _open(pilot, app, "<reversed@x>")
+        lines = await open_message(pilot, app, "<reversed@x>")
         stream = assert_inert(app, "reversed attachment")
         assert "\u202e" not in stream
         row = line_with(lines, "invoice<RLO>gpj.exe")
@@ -225,7 +211,7 @@ async def test_reversed_attachment_name_shows_its_real_extension(tmp_path: Path)
         await pilot.press("escape")
         await wait_for(pilot, lambda: not isinstance(app.screen, AttachmentScreen))
 
-        lines = await _open(pilot, app, "<esc-attachment@x>")
+        lines = await open_message(pilot, app, "<esc-attachment@x>")
         assert_inert(app, "attachment name with escapes")
         row = line_with(lines, "ATTMARK")
         assert "ATTMARK␛]0;PWNED-TITLE␇␛]52;c;" in row and ".pdf" in row
@@ -467,7 +453,7 @@ async def test_a_reply_quotes_hostile_mail_inert(
     async with app.run_test(size=WIDE) as pilot:
         await wait_for(pilot, lambda: app.main.messages.count == count)
         for mid in ("<qp-body@x>", "<q-subject@x>"):
-            await _open(pilot, app, mid)
+            await open_message(pilot, app, mid)
             await pilot.press("r")
             await wait_for(pilot, lambda: isinstance(app.screen, ComposeScreen))
             screen = app.screen
