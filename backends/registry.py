@@ -7,7 +7,6 @@ error for an unknown name can list everything that is installed.
 from __future__ import annotations
 
 from functools import cache
-from importlib.metadata import entry_points
 
 from tui_mail.backends.base import (
     BackendContext,
@@ -41,6 +40,10 @@ _BUILTIN_ROLES = {
 
 @cache
 def _entry_points() -> dict[str, str]:
+    # Imported here: importlib.metadata and the scan of every installed package's
+    # metadata cost ~10 ms, paid only when a name is not a built-in.
+    from importlib.metadata import entry_points
+
     found = dict(_BUILTIN)
     for ep in entry_points(group=GROUP):
         found[ep.name] = ep.value
@@ -76,19 +79,23 @@ def available_backends(role: str) -> list[str]:
 
 
 def backend_class(name: str, role: str) -> type[MailBackend]:
-    target = _entry_points().get(name)
-    known = ", ".join(available_backends(role))
+    """The class registered as `name`; a built-in name always means the built-in."""
+    target = _BUILTIN.get(name) or _entry_points().get(name)
     if target is None:
-        raise ConfigError(f"unknown {role} backend {name!r}; known: {known}")
+        raise ConfigError(f"unknown {role} backend {name!r}; known: {_known(role)}")
     try:
         cls = _import(target)
     except (ImportError, AttributeError, TypeError) as exc:
         raise ConfigError(
-            f"{role} backend {name!r} cannot be loaded ({exc}); known: {known}"
+            f"{role} backend {name!r} cannot be loaded ({exc}); known: {_known(role)}"
         ) from exc
     if role not in cls.roles:
-        raise ConfigError(f"backend {name!r} cannot {role} mail; known: {known}")
+        raise ConfigError(f"backend {name!r} cannot {role} mail; known: {_known(role)}")
     return cls
+
+
+def _known(role: str) -> str:
+    return ", ".join(available_backends(role))
 
 
 def make_receive(ctx: BackendContext) -> ReceiveBackend:

@@ -1,4 +1,4 @@
-"""Initial and no-change IMAP sync: tui-mail's engine against mbsync, same run, same server.
+"""Initial and no-change IMAP sync: `tui-mail sync` against mbsync, same run, same server.
 
     .venv/bin/python bench/bench_imap_sync.py [--count 10000] [--folders 3] [--runs 3]
 
@@ -6,12 +6,12 @@ Needs root (it starts its own mailstack, tests/servers/mailstack.sh, on /dev/shm
 and isync's `mbsync`. It loads COUNT synthetic messages spread over FOLDERS
 folders of alice's account, then, alternating the clients in each round:
 
-* ours    - `sync_account` into an empty AccountStore (Maildir + SQLite index
-            with full-text search), over IMAPS, as a fresh process; it parses
+* ours    - `tui-mail sync --quiet` (the installed command, as cron would run it)
+            with a config naming that account, its data directories
+            (XDG_DATA_HOME, XDG_STATE_HOME) fresh under the round's folder:
+            Maildir + SQLite index with full-text search, over IMAPS. It parses
             headers and writes index rows in a helper process on the other core
-            (store/bulk.py), whose CPU and peak RSS the row's JSON shows
-            (`helper_cpu_s`, `helper_rss_mib`: the RSS column is the larger of
-            the two processes, not their sum);
+            (store/bulk.py), which the command waits for;
 * raw     - our IMAP client alone: `fetch_messages` into plain Maildir files
             (the store's writer, no index), to separate the protocol from the
             indexing cost;
@@ -19,9 +19,10 @@ folders of alice's account, then, alternating the clients in each round:
             all folders), IMAPS, its default FSync.
 
 then each again with no change on the server. Times are wall clock from process
-start to exit (interpreter start included), medians over the rounds; peak RSS
-per process comes from wait4(). FSYNC_POLICY below (printed with the results)
-says what each side makes durable.
+start to exit (interpreter start included), medians over the rounds. CPU (user +
+system) and peak RSS come from wait4(): CPU counts the waited-for children too
+(our index helper), peak RSS is the largest single process, not their sum.
+FSYNC_POLICY below (printed with the results) says what each side makes durable.
 
 Our initial sync stores every row with its list fields and leaves the body
 text for full-text search to `AccountStore.fill_fts` (what the TUI's account
@@ -85,35 +86,38 @@ def _backend(env: dict[str, str]):  # type: ignore[no-untyped-def]
     return ImapReceiveBackend(BackendContext(acct, ep))
 
 
-def child_ours(stack: str, dest: str) -> None:
-    """One sync of the whole account into the AccountStore at `dest` (a child process)."""
-    from tui_mail.store.account_store import AccountStore
-    from tui_mail.store.index import MailIndex
-    from tui_mail.sync.imap_sync import sync_account
+def ours_command(stack: Path, dest: Path) -> tuple[list[str], dict[str, str]]:
+    """`tui-mail sync` of alice's account into fresh data directories under `dest`."""
+    env = parse_env_file(stack / "mailstack.env")
+    dest.mkdir(exist_ok=True)
+    config = dest / "config.toml"
+    config.write_text(
+        f"""[accounts.{USER}]
+email = "{USER}@localhost"
 
-    env = parse_env_file(Path(stack) / "mailstack.env")
+[accounts.{USER}.receive]
+backend = "imap"
+host = "127.0.0.1"
+port = {env["MAILSTACK_IMAPS_PORT"]}
+security = "tls"
+user = "{USER}"
+password = "{USER}pass"
+ca_file = "{stack / "tls/ca.crt"}"
 
-    async def run() -> dict[str, int]:
-        b = _backend(env)
-        index = MailIndex(Path(dest) / "index.db")
-        store = AccountStore(USER, Path(dest) / "mail", index)
-        try:
-            result = await sync_account(b, store)
-            return {"fetched": result.fetched, "commands": b.commands_sent}
-        finally:
-            await b.close()
-            index.close()
+[accounts.{USER}.send]
+backend = "local"
+"""
+    )
+    script = Path(sys.executable).parent / "tui-mail"
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "tui_mail"]
+    dirs = {f"XDG_{kind}_HOME": str(dest / kind.lower()) for kind in ("DATA", "STATE", "CACHE")}
+    return [*cmd, "--config", str(config), "sync", "--quiet"], dirs
 
-    out: dict[str, float] = dict(asyncio.run(run()))
-    import resource
 
-    me = resource.getrusage(resource.RUSAGE_SELF)
-    helper = resource.getrusage(resource.RUSAGE_CHILDREN)
-    out["cpu_s"] = round(me.ru_utime + me.ru_stime, 2)
-    if helper.ru_maxrss:
-        out["helper_cpu_s"] = round(helper.ru_utime + helper.ru_stime, 2)
-        out["helper_rss_mib"] = round(helper.ru_maxrss / 1024, 1)
-    print(json.dumps(out))
+def ours_files(dest: Path) -> int:
+    """Message files the sync left in the account's Maildir."""
+    root = dest / "data" / "tui-mail" / "mail" / USER
+    return sum(1 for p in root.rglob("*") if p.parent.name in ("cur", "new") and p.is_file())
 
 
 def child_bodies(stack: str, dest: str) -> None:
@@ -121,8 +125,9 @@ def child_bodies(stack: str, dest: str) -> None:
     from tui_mail.store.account_store import AccountStore
     from tui_mail.store.index import MailIndex
 
-    index = MailIndex(Path(dest) / "index.db")
-    store = AccountStore(USER, Path(dest) / "mail", index)
+    data = Path(dest) / "data" / "tui-mail"
+    index = MailIndex(data / "index.sqlite3")
+    store = AccountStore(USER, data / "mail" / USER, index)
     pending = index.fts_pending_count(USER)
     try:
         while store.fill_fts(1000):
@@ -167,8 +172,9 @@ def _write(md, folder: str, batch: list[tuple[bytes, str]]) -> None:  # type: ig
             md.add(folder, raw, flags)
 
 
-def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str]:
-    """(wall seconds, peak RSS in KiB, stdout) of one child process."""
+def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str, float]:
+    """(wall seconds, peak RSS in KiB, stdout, user + system CPU seconds) of one child
+    process, its waited-for children included."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -178,7 +184,7 @@ def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise SystemExit(f"{cmd[0]} failed ({proc.returncode}):\n{err[-3000:]}")
-    return elapsed, usage.ru_maxrss, out
+    return elapsed, usage.ru_maxrss, out, usage.ru_utime + usage.ru_stime
 
 
 def mbsyncrc(stack: Path, dest: Path) -> Path:
@@ -233,40 +239,49 @@ def main() -> None:
         child_env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
         child_env["PYTHONPYCACHEPREFIX"] = str(base / "pycache")
         me = str(Path(__file__).resolve())
-        results: dict[str, list[tuple[float, int, str]]] = {}
+        results: dict[str, list[tuple[float, int, str, float]]] = {}
 
-        def run(label: str, cmd: list[str]) -> None:
-            results.setdefault(label, []).append(timed(cmd, child_env))
+        def run(label: str, cmd: list[str], env: dict[str, str] | None = None) -> None:
+            results.setdefault(label, []).append(timed(cmd, {**child_env, **(env or {})}))
 
         for r in range(args.runs + 1):  # round 0 warms Dovecot's caches and is dropped
             order = ["mbsync", "ours", "raw"] if r % 2 else ["ours", "raw", "mbsync"]
             for who in order:
                 dest = work / f"{who}-{r}"
+                env: dict[str, str] = {}
                 if who == "mbsync":
                     dest.mkdir()
                     rc = mbsyncrc(stack, dest)
                     cmd = ["mbsync", "-q", "-c", str(rc), "-a"]
+                elif who == "ours":
+                    cmd, env = ours_command(stack, dest)
                 else:
-                    cmd = [py, me, f"--child-{who}", str(stack), str(dest)]
-                run(f"{who} initial", cmd)
+                    cmd = [py, me, "--child-raw", str(stack), str(dest)]
+                run(f"{who} initial", cmd, env)
                 if who == "ours":
+                    if (n := ours_files(dest)) != args.count:
+                        raise SystemExit(f"tui-mail sync stored {n} of {args.count} messages")
                     run("ours bodies", [py, me, "--child-bodies", str(stack), str(dest)])
                 if who != "raw":  # raw is a download, not a sync: nothing to compare
                     # mbsync sleeps 1 s when the Maildir changed less than 1 s ago.
                     time.sleep(1.1)
-                    run(f"{who} no-change", cmd)
+                    run(f"{who} no-change", cmd, env)
             if r == 0:
                 results.clear()
 
         def med(label: str) -> float:
-            return statistics.median(t for t, _, _ in results[label])
+            return statistics.median(t for t, *_ in results[label])
 
         print(f"\n{args.count} messages, {len(folders)} folders, median of {args.runs} rounds:")
         for label in results:
-            times = ", ".join(f"{t:.2f}" for t, _, _ in results[label])
-            rss = max(m for _, m, _ in results[label]) / 1024
+            times = ", ".join(f"{t:.2f}" for t, *_ in results[label])
+            rss = max(m for _, m, *_ in results[label]) / 1024
+            cpu = statistics.median(c for *_, c in results[label])
             extra = results[label][-1][2].strip()
-            print(f"  {label:18} {med(label):7.3f} s   [{times}]  peak RSS {rss:6.1f} MiB  {extra}")
+            print(
+                f"  {label:18} {med(label):7.3f} s   [{times}]  cpu {cpu:5.2f} s"
+                f"  peak RSS {rss:6.1f} MiB  {extra}"
+            )
         print(FSYNC_POLICY)
         print("ratios (ours / mbsync; < 1 is faster):")
         m = med("mbsync initial")
@@ -285,9 +300,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 4 and sys.argv[1] == "--child-ours":
-        child_ours(sys.argv[2], sys.argv[3])
-    elif len(sys.argv) == 4 and sys.argv[1] == "--child-bodies":
+    if len(sys.argv) == 4 and sys.argv[1] == "--child-bodies":
         child_bodies(sys.argv[2], sys.argv[3])
     elif len(sys.argv) == 4 and sys.argv[1] == "--child-raw":
         child_raw(sys.argv[2], sys.argv[3])

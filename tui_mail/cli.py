@@ -7,6 +7,7 @@ fast enough for cron and tmux status lines.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -211,15 +212,19 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "search":
         from tui_mail.search.command import run_search
 
-        server = None
+        server = config = None
         if args.server:
-            config = _load(args)
+            config = server = _load(args)
             for name in args.account or ():
                 _account_names(config, name)  # an unknown name is a config error
-            server = config
+        else:
+            # Only to index bodies a sync left for later: the index alone answers.
+            with contextlib.suppress(ConfigError):
+                config = _load(args, warn=False)
         return run_search(
-            " ".join(args.query), args.account, args.limit, args.format, server=server
-        )
+            " ".join(args.query), args.account, args.limit, args.format,
+            server=server, config=config,
+        )  # fmt: skip
     if args.command == "setup":
         from tui_mail.setup.wizard import main as setup_main
 

@@ -57,6 +57,7 @@ from tui_mail.core.errors import (
     ProtocolError,
     TLSError,
 )
+from tui_mail.core.tls import client_context
 
 log = logging.getLogger(__name__)
 
@@ -240,18 +241,8 @@ class Pop3Session:
     # ------------------------------------------------------------------ connection steps
 
     def _tls_context(self) -> ssl.SSLContext:
-        ctx = ssl.create_default_context()  # CERT_REQUIRED, check_hostname=True
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        if self.s.ca_file is not None:
-            try:
-                ctx.load_verify_locations(cafile=str(self.s.ca_file))
-            except (OSError, ssl.SSLError) as exc:
-                raise ConfigError(
-                    f"cannot load the CA certificates in {self.s.ca_file}: "
-                    f"{getattr(exc, 'strerror', None) or exc}",
-                    key=f"{self.s.key_path}.ca_file" if self.s.key_path else None,
-                ) from None
-        return ctx
+        key = f"{self.s.key_path}.ca_file" if self.s.key_path else None
+        return client_context(self.s.ca_file, key)
 
     def _starttls(self, caps: dict[str, list[str]] | None) -> None:
         # Refuse before any credential is sent: a missing STLS may be an attacker

@@ -55,6 +55,7 @@ from tui_mail.core.errors import (
     TLSError,
 )
 from tui_mail.core.sanitize import inert_line
+from tui_mail.core.tls import client_context
 
 log = logging.getLogger(__name__)
 
@@ -267,17 +268,10 @@ class SmtpSendBackend(SendBackend):
 
     def _tls_context(self) -> ssl.SSLContext:
         if self._tls is None:
-            ctx = ssl.create_default_context()  # system store, CERT_REQUIRED, host names
-            ca_file = self.endpoint.ca_file
-            if ca_file is not None:
-                try:
-                    ctx.load_verify_locations(cafile=str(ca_file))
-                except (OSError, ssl.SSLError) as exc:
-                    raise ConfigError(
-                        f"ca_file {ca_file} cannot be loaded: {_ssl_reason(exc)}",
-                        key=f"{self.endpoint.key_path}.ca_file" if self.endpoint.key_path else None,
-                    ) from None
-            self._tls = ctx
+            ep = self.endpoint
+            self._tls = client_context(
+                ep.ca_file, f"{ep.key_path}.ca_file" if ep.key_path else None
+            )
         return self._tls
 
     def _describe_tls(self, client: aiosmtplib.SMTP) -> str:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from test_search_oracle import Record, expected, load_records
 
+from tui_mail import paths
 from tui_mail.backends.base import SearchTerm
 from tui_mail.cli import main
 from tui_mail.demo.generate import DEFAULT_NOW, generate_demo
@@ -389,3 +390,29 @@ def test_quotes_and_syntax_in_values(index: MailIndex, records: list[Record]) ->
     where, params = compile_query(query, [("demo", "INBOX")])
     assert where.count("?") == len(params)
     assert run_query(index, query, now=NOW) == expected(records, query, NOW)
+
+
+def test_cli_search_indexes_bodies_a_sync_left_for_later(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A one-shot `tui-mail sync` stores headers only and leaves bodies pending; the
+    # first search must still find a word that is only in a body.
+    mail = tmp_path / "Mail"
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[accounts.home]\nemail = "h@localhost"\n'
+        f'[accounts.home.receive]\nbackend = "maildir"\npath = "{mail}"\n'
+    )
+    index = MailIndex(paths.index_path())
+    store = AccountStore("home", mail, index)
+    raw = b"From: a@example.org\nSubject: plain\n\nthe word zebracorn is only here\n"
+    store.index_files("INBOX", store.write_files("INBOX", [(raw, "", None)] * 3))
+    assert index.fts_pending_count("home") == 3
+    index.close()
+
+    assert main(["--config", str(config), "search", "zebracorn"]) == 0
+    assert capsys.readouterr().out.count("plain") == 3
+    with MailIndex(paths.index_path()) as index:
+        assert index.fts_pending_count("home") == 0
+    # Without a usable config the index alone still answers (headers only).
+    assert main(["--config", str(tmp_path / "missing.toml"), "search", "subject:plain"]) == 0

@@ -14,6 +14,7 @@ from tui_mail.core.sanitize import inert_line
 
 if TYPE_CHECKING:
     from tui_mail.config.schema import AppConfig
+    from tui_mail.store.index import MailIndex
 
 FIELDS = (
     "id",
@@ -102,12 +103,15 @@ def run_search(
     err: TextIO | None = None,
     *,
     server: AppConfig | None = None,
+    config: AppConfig | None = None,
 ) -> int:
     """0 when something matched, 1 when nothing did (like grep), 2 for a bad query.
 
     `server`: the config whose IMAP accounts are asked too (`--server`); matches
     not downloaded yet are fetched into the store first, so they print like any
-    other. 3 when a server could not be searched (the rest is still printed)."""
+    other. 3 when a server could not be searched (the rest is still printed).
+    `config` (or `server`): bodies its accounts' downloads left for full-text
+    search are indexed first (fill_pending_bodies)."""
     out = out or sys.stdout  # looked up now: tests and callers may swap sys.stdout
     err = err or sys.stderr
     from tui_mail import paths
@@ -148,6 +152,8 @@ def run_search(
                 err.write(f"tui-mail: search: no mail indexed for {unknown[0]!r}; accounts: ")
                 err.write(inert_line(listed) + "\n")
                 return EXIT_USAGE
+        if (bodies_config := config or server) is not None:
+            fill_pending_bodies(bodies_config, index, accounts, err)
         ids = run_query(index, query, accounts or None, limit)
         try:
             # Envelopes in pages: a match-everything query over 100k rows stays flat.
@@ -166,6 +172,35 @@ def run_search(
     if failed:
         return EXIT_FAIL
     return EXIT_FOUND if ids else EXIT_NONE
+
+
+def fill_pending_bodies(
+    config: AppConfig, index: MailIndex, accounts: Sequence[str] | None, err: TextIO
+) -> None:
+    """Index the bodies bulk downloads left for later, so a word in a body finds them.
+
+    The TUI and `sync --watch` do this while idle; a one-shot `tui-mail sync`
+    (cron) does not hold up its exit for it, so the first search after one
+    pays here, once. Accounts not in `config` (the demo) are left as they are.
+    """
+    names = [n for n in (accounts or config.accounts) if n in config.accounts]
+    waiting = {n: index.fts_pending_count(n) for n in names}
+    waiting = {n: count for n, count in waiting.items() if count}
+    if not waiting:
+        return
+    from tui_mail.sync.runtime import Runtime
+
+    total = sum(waiting.values())
+    if total >= 1000:  # a few seconds: say why the answer takes a moment
+        err.write(f"tui-mail: search: indexing {total} message bodies first\n")
+        err.flush()
+    runtime = Runtime(config, index.path, accounts=list(waiting))
+    try:
+        for name in waiting:
+            while runtime.stores[name].fill_fts(1000):
+                pass
+    finally:
+        runtime.index.close()
 
 
 def ask_servers(

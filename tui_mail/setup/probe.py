@@ -18,6 +18,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from tui_mail.core.tls import client_context
+
 if TYPE_CHECKING:
     import dns.asyncresolver
 
@@ -138,11 +140,7 @@ def rank(probes: list[Probe]) -> list[Probe]:
 
 def tls_context(ca_file: Path | None) -> ssl.SSLContext:
     """The same trust the backends use: the system store plus `ca_file`."""
-    ctx = ssl.create_default_context()  # CERT_REQUIRED, check_hostname=True
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    if ca_file is not None:
-        ctx.load_verify_locations(cafile=str(ca_file))
-    return ctx
+    return client_context(ca_file)
 
 
 def _unverified_context() -> ssl.SSLContext:

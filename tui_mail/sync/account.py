@@ -97,7 +97,11 @@ class AccountWorker:
         self._retry: asyncio.TimerHandle | None = None
         self._queued_syncs: set[str | None] = set()  # automatic syncs already queued
         self._outbox_box: Outbox | None = None
-        self._fts_backlog = True  # bodies may wait for full-text search (AccountStore.fill_fts)
+        # Bodies may wait for full-text search (AccountStore.fill_fts). Only a worker
+        # that stays (poll: the TUI, --watch) fills them while idle: a one-shot
+        # command's idle moment is the gap before its Shutdown, and a chunk there
+        # only delays the exit (`tui-mail search` fills what is left itself).
+        self._fts_backlog = poll
         self._handlers: dict[type[cmd.Command], Callable[[cmd.Command], Awaitable[None]]] = {
             cmd.Connect: self._on_connect,
             cmd.Disconnect: self._on_disconnect,
@@ -212,7 +216,7 @@ class AccountWorker:
                 log.warning("account %s: full-text indexing stopped: %s", self.name, exc)
                 self._fts_backlog = False
         command = await self.commands.get()
-        self._fts_backlog = True  # anything may have stored mail; a check is one query
+        self._fts_backlog = self.poll  # anything may have stored mail; a check is one query
         return command
 
     async def handle(self, command: cmd.Command) -> None:
