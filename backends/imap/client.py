@@ -170,6 +170,17 @@ class _FetchStream:
                 self.conn.pause_reading()
         self.wake()
 
+    def put_many(self, batch: list[FetchData]) -> None:
+        """`put` of each, for FETCH responses that all have a body."""
+        self.items.extend(batch)
+        # The pause below only changes what the transport reads next, so one
+        # check after the batch is the same as one per item.
+        self.queued += sum([len(d.body) for d in batch if d.body is not None])
+        if self.queued > _HIGH_WATER and not self.paused:
+            self.paused = True
+            self.conn.pause_reading()
+        self.wake()
+
     def wake(self) -> None:
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_result(None)
@@ -230,7 +241,20 @@ class ImapConnection(asyncio.Protocol):
         framer = self._framer
         try:
             framer.feed(data)
-            while (parts := framer.next()) is not None:
+            while True:
+                stream = self._stream
+                if stream is not None:
+                    # A bulk download's responses, parsed in the buffer: where
+                    # _dispatch() would send them too, in the same order.
+                    batch: list[FetchData] = []
+                    waiting = framer.fetches(batch)
+                    if batch:
+                        stream.put_many(batch)
+                    if waiting:
+                        return
+                parts = framer.next()
+                if parts is None:
+                    return
                 self._dispatch(parts)
                 if self._discard or self._dead is not None:
                     # STARTTLS accepted: whatever followed in this read was sent in

@@ -192,6 +192,84 @@ class Framer:
             parts, self._parts, self._size = self._parts, [], 0
             return parts
 
+    def fetches(self, out: list[FetchData]) -> bool:
+        """Parse the responses of the bulk download shape (`_BULK_FETCH`) at the
+        front of the buffer into `out`, in order; `next()` takes over at the first
+        response of any other shape.
+
+        True when the next response has that shape but has not all arrived: the
+        caller then waits for more data rather than calling `next()`, which would
+        take it apart the slow way. Only complete responses are consumed, and only
+        those the bounds of `next()` allow (any other goes to `next()`, which
+        raises), so both ways agree on every byte and every error.
+        """
+        if self._need >= 0 or self._parts:
+            return False  # inside a response next() has begun
+        buf = self._buf
+        pos = self._pos
+        limits = self._limits
+        max_line, max_literal, max_response = limits.max_line, limits.max_literal, limits.max_response
+        match = _BULK_FETCH.match
+        flag_tuples = _FLAG_TUPLES
+        append = out.append
+        waiting = False
+        with memoryview(buf) as view:
+            while (m := match(buf, pos)) is not None:
+                seq, uid, flags, modseq, size_text = m.groups()
+                start = m.end()
+                size = int(size_text)
+                end = start + size
+                line_len = start - 2 - pos
+                if line_len > max_line or size > max_literal or line_len + size > max_response:
+                    break
+                if not buf.startswith(b")\r\n", end):
+                    tail = buf[end : end + 3]
+                    waiting = len(tail) < 3 and b")\r\n".startswith(tail)
+                    break
+                uid_n = int(uid)
+                if not uid_n:
+                    break  # an error, which next() and parse_fetch_response() report
+                flag_tuple = flag_tuples.get(flags)
+                if flag_tuple is None:
+                    flag_tuple = _flag_tuple(flags)
+                append(
+                    FetchData(
+                        int(seq),
+                        uid_n,
+                        flag_tuple,
+                        None,
+                        None,
+                        None if modseq is None else int(modseq),
+                        view[start:end].tobytes(),
+                    )
+                )
+                pos = end + 3
+        self._pos = self._scan = pos
+        return waiting
+
+
+# The shape every response to a bulk download takes on Dovecot (the order other
+# servers use too), with the CRLF that ends its first line:
+#   * 12 FETCH (UID 345 FLAGS (\Seen) MODSEQ (7) BODY[] {544}
+# The flags hold no character that could end or open a token other than an atom,
+# so `_flag_tuple` gives exactly what tokenizing the whole line would.
+_BULK_FETCH = re.compile(
+    rb"\* ([0-9]{1,10}) FETCH \(UID ([0-9]{1,10}) FLAGS \(([^()\"{}\[\]\r\n]*)\)"
+    rb"(?: MODSEQ \(([0-9]{1,20})\))? BODY\[\] \{([0-9]{1,12})\}\r\n"
+)
+# Flag lists seen by Framer.fetches(): a folder has a handful of combinations.
+_FLAG_TUPLES: dict[bytes, tuple[str, ...]] = {}
+
+
+def _flag_tuple(raw: bytes) -> tuple[str, ...]:
+    """FLAGS (`raw`) as parse_fetch() has them (atoms only; NIL is no flag), memoised."""
+    if len(_FLAG_TUPLES) >= 1024:
+        _FLAG_TUPLES.clear()  # bounded: a server inventing keywords cannot grow it
+    (items,) = tokenize([b"(" + raw + b")"])
+    assert isinstance(items, list)
+    found = _FLAG_TUPLES[raw] = tuple(f for f in items if isinstance(f, str))
+    return found
+
 
 # --------------------------------------------------------------------------- tokens
 

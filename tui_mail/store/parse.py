@@ -65,7 +65,16 @@ _NOT_SIGNATURES = frozenset(
 )
 _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([qQbB])\?([^?]*?)\?=")
 _MSGID = re.compile(r"<([^<>\s]+)>")
+# One "<id>" and nothing else but the line's CR: what _msg_ids() would return
+# unchanged (printable ASCII, no blank, no other bracket, at most 998 characters).
+_ONE_MSGID = re.compile(r"(<[!-;=?-~]{1,996}>)\r?")
 _Q_ESCAPE = re.compile(rb"=([0-9A-Fa-f]{2})")
+# "=XX" escapes of a Q-encoded word, either case in either digit.
+_HEX_BYTE = {
+    (a + b).encode(): bytes([int(a + b, 16)])
+    for a in "0123456789abcdefABCDEF"
+    for b in "0123456789abcdefABCDEF"
+}
 _ADDR_FALLBACK = re.compile(r"[^\s<>\"',;:()]+@[^\s<>\"',;:()]+")
 _HARD_ADDRESS = re.compile(r'["()\\;:\[\]]')
 _ADDR_SPEC = r"[^\s<>@,]+@[^\s<>@,]+"
@@ -92,8 +101,8 @@ _PARAM_SECTION = re.compile(r"\*(?:\d+\*?)?$")
 # The usual RFC 5322 date ("Tue, 2 Jan 2024 10:00:00 +0100"); anything else goes
 # through email.utils, ~10x slower.
 _DATE = re.compile(
-    r"(?:[A-Za-z]{3},\s*)?(\d{1,2})\s+([A-Za-z]{3})\s+(\d{4})\s+(\d{1,2}):(\d{2})(?::(\d{2}))?"
-    r"\s+([+-])(\d{2})(\d{2})(?:\s|$)"
+    r"(?:[A-Za-z]{3},\s*)?(\d{1,2}\s+[A-Za-z]{3}\s+\d{4})\s+(\d{1,2}):(\d{2})(?::(\d{2}))?"
+    r"\s+([+-]\d{4})(?:\s|$)"
 )
 _EPOCH_DAY = _date(1970, 1, 1).toordinal()
 _MONTHS = {
@@ -162,7 +171,11 @@ def _fix_8bit(value: str) -> str:
 
 def _q_decode(text: str) -> bytes:
     data = text.encode("utf-8", "surrogateescape").replace(b"_", b" ")
-    return _Q_ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]), data)
+    # split() leaves each escape's hex digits at the odd places: no Python call
+    # per escape, as a sub() with a function would make.
+    parts = _Q_ESCAPE.split(data)
+    parts[1::2] = map(_HEX_BYTE.__getitem__, parts[1::2])
+    return b"".join(parts)
 
 
 def _b_decode(text: str) -> bytes:
@@ -314,19 +327,51 @@ def _fast_timestamp(value: str) -> int | None:
     m = _DATE.match(value.strip())
     if m is None:
         return None
-    day, mon, year, hour, minute, sec, sign, zh, zm = m.groups()
-    month = _MONTHS.get(mon.lower())
-    y, d, h, mi, s = int(year), int(day), int(hour), int(minute), int(sec or 0)
-    if month is None or not (y >= 100 and 1 <= d <= 31 and h < 24 and mi < 60 and s < 61):
-        # The odd ones go to email.utils, as they always did ("0099" is 1999 there).
+    day, hour, minute, sec, zone = m.groups()
+    h, mi, s = int(hour), int(minute), int(sec or 0)
+    if not (h < 24 and mi < 60 and s < 61):
         return None
-    if sign == "-" and zh == zm == "00":
-        return None  # "-0000" means local time to email.utils
-    offset = (int(zh) * 3600 + int(zm) * 60) * (-1 if sign == "-" else 1)
+    # Mail of one mailbox comes from a few days and zones: memoised, they leave
+    # three int() calls per date.
+    start = _DAY_START.get(day)
+    if start is None:
+        if len(_DAY_START) >= 4096:
+            _DAY_START.clear()  # bounded, whatever a mailbox holds
+        start = _DAY_START[day] = _day_start(day)
+    offset = _ZONE_OFFSET.get(zone)
+    if offset is None:
+        if len(_ZONE_OFFSET) >= 4096:
+            _ZONE_OFFSET.clear()
+        offset = _ZONE_OFFSET[zone] = _zone_offset(zone)
+    if start < 0 or offset is False:
+        return None
+    return start + h * 3600 + mi * 60 + s - offset
+
+
+_DAY_START: dict[str, int] = {}
+_ZONE_OFFSET: dict[str, int | bool] = {}
+
+
+def _day_start(day: str) -> int:
+    """Seconds from the epoch to the start of "2 Jan 2024" (UTC); -1 for a day
+    that _fast_timestamp leaves to email.utils."""
+    d_text, mon, y_text = day.split()
+    month = _MONTHS.get(mon.lower())
+    y, d = int(y_text), int(d_text)
+    if month is None or not (y >= 100 and 1 <= d <= 31):
+        # The odd ones go to email.utils, as they always did ("0099" is 1999 there).
+        return -1
     # What parsedate_tz + mktime_tz (calendar.timegm) give for the same fields,
     # without timegm's tuple and Python frames: day 31 of a 30-day month rolls over.
-    days = _date(y, month, 1).toordinal() - _EPOCH_DAY + d - 1
-    return days * 86400 + h * 3600 + mi * 60 + s - offset
+    return (_date(y, month, 1).toordinal() - _EPOCH_DAY + d - 1) * 86400
+
+
+def _zone_offset(zone: str) -> int | bool:
+    """Seconds east of UTC of "+0100"; False for "-0000", local time to email.utils."""
+    if zone == "-0000":
+        return False
+    offset = int(zone[1:3]) * 3600 + int(zone[3:5]) * 60
+    return -offset if zone[0] == "-" else offset
 
 
 def _timestamp(value: str | None) -> int | None:

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 
 from tui_mail import paths
 from tui_mail.backends.base import ReceiveBackend, SendBackend
-from tui_mail.compose.build import envelope, strip_bcc
 from tui_mail.config.schema import AccountConfig
 from tui_mail.core import commands as cmd
 from tui_mail.core import events as ev
@@ -413,45 +412,54 @@ class AccountWorker:
         """Servers that keep flags and folders (IMAP): one plan per folder pushes our
         changes and mirrors theirs (sync/plan.py); a dry run only reports the plan."""
         backend = self._require_receive()
-        if not self.connected:
-            await self._on_connect(command)
-        self.emit(ev.ConnectionChanged, state=ev.ConnectionState.SYNCING)
+        # A first sync downloads everything: its index helper (store/bulk.py) starts
+        # before the connection, so the helper's own start-up runs on the other core
+        # meanwhile instead of after it (sync_account's bulk block shares it).
+        first = not command.dry_run and not await asyncio.to_thread(
+            self.store.index.folder_states, self.name
+        )
+        with self.store.bulk(0, early=first):
+            if not self.connected:
+                await self._on_connect(command)
+            self.emit(ev.ConnectionChanged, state=ev.ConnectionState.SYNCING)
 
-        def progress(folder: str, done: int, total: int, nbytes: int) -> None:
-            self.emit(
-                ev.SyncProgress,
-                folder=folder,
-                activity="fetching",
-                done=done,
-                total=total,
-                bytes=nbytes,
-            )
+            def progress(folder: str, done: int, total: int, nbytes: int) -> None:
+                self.emit(
+                    ev.SyncProgress,
+                    folder=folder,
+                    activity="fetching",
+                    done=done,
+                    total=total,
+                    bytes=nbytes,
+                )
 
-        try:
-            result = await sync_account(
-                backend,
-                self.store,
-                progress,
-                command.folder,
-                journal=self.journal,
-                dry_run=command.dry_run,
-            )
-            confirmed = result.confirmed
-            if not command.dry_run:
-                # Changes in folders this run did not sync (one folder only, or gone).
-                confirmed += (await push_pending(backend, self.store, self.journal)).confirmed
-        except AuthError as exc:
-            self.emit(ev.ConnectionChanged, state=ev.ConnectionState.AUTH_FAILED, detail=str(exc))
-            raise
-        except ConnectError as exc:
-            await self._connection_lost(exc)
-            raise
-        except ProtocolError as exc:
-            if _ended_session(exc):
+            try:
+                result = await sync_account(
+                    backend,
+                    self.store,
+                    progress,
+                    command.folder,
+                    journal=self.journal,
+                    dry_run=command.dry_run,
+                )
+                confirmed = result.confirmed
+                if not command.dry_run:
+                    # Changes in folders this run did not sync (one folder only, or gone).
+                    confirmed += (await push_pending(backend, self.store, self.journal)).confirmed
+            except AuthError as exc:
+                self.emit(
+                    ev.ConnectionChanged, state=ev.ConnectionState.AUTH_FAILED, detail=str(exc)
+                )
+                raise
+            except ConnectError as exc:
                 await self._connection_lost(exc)
-            else:  # only this answer was refused: the account is not "syncing" for ever
-                self.emit(ev.ConnectionChanged, state=ev.ConnectionState.CONNECTED)
-            raise
+                raise
+            except ProtocolError as exc:
+                if _ended_session(exc):
+                    await self._connection_lost(exc)
+                else:  # only this answer was refused: the account is not "syncing" for ever
+                    self.emit(ev.ConnectionChanged, state=ev.ConnectionState.CONNECTED)
+                raise
         self.emit(ev.ConnectionChanged, state=ev.ConnectionState.CONNECTED)
         if command.dry_run:
             planned = result.describe()
@@ -898,5 +906,7 @@ def envelope_for(raw: bytes, default_sender: str) -> tuple[str, list[str], bytes
     Addresses are parsed strictly (compose.build): an encoded word hiding a
     CR/LF and a second address never becomes an extra recipient.
     """
+    from tui_mail.compose.build import envelope, strip_bcc  # sending only: ~10 ms of email.*
+
     sender, recipients = envelope(raw, default_sender)
     return sender, recipients, strip_bcc(raw)

@@ -41,21 +41,11 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from email.header import decode_header, make_header
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tui_mail import paths
-from tui_mail.compose.build import (
-    ComposeError,
-    add_missing_headers,
-    envelope,
-    header_fields,
-    one_line,
-    parse_address_list,
-    strip_bcc,
-)
 from tui_mail.core import events as ev
 from tui_mail.core.errors import (
     AuthError,
@@ -231,6 +221,10 @@ def _claim_lost(marker: Path, entry: OutboxEntry) -> bool:
 
 def _summary(raw: bytes) -> tuple[str, list[str], str]:
     """(subject, recipients, message-id) for listing; raises for an unsendable message."""
+    from email.header import decode_header, make_header
+
+    from tui_mail.compose.build import ComposeError, header_fields, one_line, parse_address_list
+
     fields = header_fields(raw)
     recipients: list[str] = []
     for name, value in fields:
@@ -568,6 +562,8 @@ class Outbox:
         `retryable` is what the error class says: ConnectError and SMTP 4xx replies yes;
         5xx, AuthError, TLSError, ConfigError no.
         """
+        from tui_mail.compose.build import one_line
+
         reason = one_line(str(exc)) or type(exc).__name__
         retryable = bool(getattr(exc, "retryable", False))
         if retryable and self.clock() - entry.created > self.give_up_after:
@@ -643,6 +639,8 @@ class Outbox:
         self, entry: OutboxEntry, backend: SendBackend, default_sender: str, own: Sequence[str]
     ) -> tuple[DeliveryResult, MailError | None, bytes | None]:
         """One SMTP transaction: (result, the MailError if it failed, the message)."""
+        from tui_mail.compose.build import envelope, one_line, strip_bcc
+
         try:
             raw = await asyncio.to_thread(self._path(entry).read_bytes)
             sender, recipients = envelope(raw, default_sender, own)
@@ -679,6 +677,8 @@ class Outbox:
         return DeliveryResult(entry.id, State.SENT, detail, None, accepted, refused), None, raw
 
     async def _save_copy(self, entry: OutboxEntry, raw: bytes, save_sent: SaveSent) -> None:
+        from tui_mail.compose.build import one_line
+
         try:
             await save_sent(raw)
         except Exception as exc:  # the message is sent; a missing copy must not resend it
@@ -778,6 +778,8 @@ def pick_account(config: AppConfig, raw: bytes | None, wanted: str | None) -> li
         return [wanted]
     if raw is None:
         return list(config.accounts)
+    from tui_mail.compose.build import header_fields, parse_address_list
+
     senders = [
         a.addr_spec.lower()
         for n, v in header_fields(raw)
@@ -821,6 +823,7 @@ async def headless_send(
     # Imported here: the runtime imports the worker, which imports this module.
     from tui_mail.backends.base import BackendContext
     from tui_mail.backends.registry import make_receive, make_send
+    from tui_mail.compose.build import add_missing_headers
     from tui_mail.core.capabilities import Capability
     from tui_mail.store.account_store import AccountStore
     from tui_mail.sync.runtime import store_root
