@@ -88,8 +88,18 @@ Progress = Callable[[str, int, int, int], None]
 
 # Messages per store transaction (and directory fsync) while downloading.
 DELIVER_BATCH = 500
+# The first and last batches of a download are smaller (batch_size): the writer and
+# the indexer start on the first messages sooner, and finish the last ones sooner.
+RAMP_BATCH = 100
 # ...or fewer, when they add up to this many bytes.
 DELIVER_BYTES = 32 * 1024 * 1024
+
+
+def batch_size(done: int, total: int) -> int:
+    """Messages in the next batch, after `done` of `total` were handed over: doubling
+    from RAMP_BATCH up to DELIVER_BATCH, then halving what is left near the end."""
+    ramp = min(RAMP_BATCH, DELIVER_BATCH)
+    return max(ramp, min(DELIVER_BATCH, done or ramp, (total - done) // 2))
 
 
 @dataclass(frozen=True)
@@ -623,6 +633,8 @@ async def _download(
     batch: list[tuple[bytes, str, ServerId | None]] = []
     size = 0
     stored = 0
+    handed = 0  # messages in batches already handed to the writer
+    want = batch_size(0, len(uids))
     letters: dict[FlagSet, str] = {}  # a folder has few distinct flag sets
     # The rows of the last two batches written, indexed one after the other: files
     # are durable before their rows are written (write_files returns only then),
@@ -659,7 +671,9 @@ async def _download(
                     flags = letters[msg.flags] = msg.flags.to_maildir()
                 batch.append((to_local_line_endings(raw), flags, msg.server_id))
                 size += len(raw)
-                if len(batch) >= DELIVER_BATCH or size >= DELIVER_BYTES:
+                if len(batch) >= want or size >= DELIVER_BYTES:
+                    handed += len(batch)
+                    want = batch_size(handed, len(uids))
                     await flush()
                     batch, size = [], 0
             if batch:
