@@ -123,9 +123,13 @@ def flags_from_imap(items: tuple[str, ...] | None) -> FlagSet:
     key = items or ()
     found = _FLAG_CACHE.get(key)
     if found is None:
-        if len(_FLAG_CACHE) > 4096:
-            _FLAG_CACHE.clear()  # bounded: a server with endless keywords cannot grow it
-        found = _FLAG_CACHE[key] = _flags_from_imap(key)
+        found = _flags_from_imap(key)
+        # Bounded in entries and in what one holds (a few KiB): neither endless
+        # keywords nor megabytes of them in one FETCH can grow it.
+        if len(key) <= 32 and sum(map(len, key)) <= 512:
+            if len(_FLAG_CACHE) > 4096:
+                _FLAG_CACHE.clear()
+            _FLAG_CACHE[key] = found
     return found
 
 
@@ -645,12 +649,13 @@ class ImapReceiveBackend(ReceiveBackend):
                 continue  # an unsolicited flag update from another session
             want.discard(uid)
             done += 1
+            # Positional: keywords cost these two dataclasses 0.4 us per message.
             yield RemoteMessage(
-                folder=folder,
-                raw=data.body,
-                flags=flags_from_imap(data.flags),
-                server_id=ServerId(uid=uid, uidvalidity=uidvalidity, modseq=data.modseq),
-                internal_date=parse_internaldate(data.internaldate) if data.internaldate else None,
+                folder,
+                data.body,
+                flags_from_imap(data.flags),
+                ServerId(uid, uidvalidity, data.modseq),  # uid, uidvalidity, modseq
+                parse_internaldate(data.internaldate) if data.internaldate else None,
             )
             if progress is not None:
                 progress(done, total)

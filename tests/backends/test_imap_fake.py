@@ -301,6 +301,20 @@ async def test_a_silent_server_times_out_and_the_connection_is_dead() -> None:
         assert not conn.alive
 
 
+async def test_a_server_silent_after_authenticate_times_out_cleanly() -> None:
+    # Without SASL-IR the client waits for the "+" continuation: a timeout there must
+    # be the connection's ConnectError, not an error about the waiting itself.
+    async def never(stream: Stream) -> None:
+        await asyncio.sleep(30)
+
+    caps = CAPS.replace(" SASL-IR", "")
+    async with FakeImap(caps=caps, overrides={"AUTHENTICATE": lambda tag, rest: never}) as fake:
+        conn = ImapConnection(settings(fake.port, timeout=0.5))
+        with pytest.raises(ConnectError, match=r"did not answer within 0\.5 seconds"):
+            await conn.open(lambda: PASSWORD)
+        assert not conn.alive
+
+
 async def test_bye_instead_of_idling_does_not_hang() -> None:
     bye: Handler = lambda tag, rest: b"* BYE shutting down\r\n"  # noqa: E731
     async with FakeImap(overrides={"IDLE": bye}) as fake:

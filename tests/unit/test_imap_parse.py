@@ -323,6 +323,188 @@ def test_internaldate() -> None:
     assert parse_internaldate("yesterday") is None
 
 
+# --------------------------------------------------------------------------- fast paths
+# Framer.fetches() (bulk downloads, parsed in the buffer) and the line-level fast
+# path of parse_fetch_response() must give, for every byte stream and every way
+# it is cut into reads, exactly what the general path gives: Framer.next(), then
+# parse_response() and parse_fetch(), the same responses and the same error.
+
+Outcome = tuple[list[object], str | None]
+
+# Starts like a response of the bulk shape, so a literal is never parsed as one.
+_BODY = b"* 2 FETCH (UID 9 FLAGS () BODY[] {3}\r\nabc)\r\nFrom: a@b\r\n\r\n) {3}\r\nT1 OK x\r\n"
+
+
+def _bulk(first: bytes, body: bytes = _BODY, close: bytes = b")\r\n") -> bytes:
+    return first + b" {%d}\r\n" % len(body) + body + close
+
+
+# Each a whole response (or a run of them), from the one shape Framer.fetches()
+# takes to near misses that must go the general way, malformed ones included.
+FETCH_CORPUS: list[bytes] = [
+    _bulk(b"* 12 FETCH (UID 345 FLAGS (\\Seen) MODSEQ (7) BODY[]"),
+    _bulk(b"* 12 FETCH (UID 345 FLAGS (\\Seen) BODY[]"),
+    _bulk(b"* 1 FETCH (UID 1 FLAGS () MODSEQ (2) BODY[]"),
+    _bulk(b"* 1 FETCH (UID 4294967295 FLAGS (\\Seen \\Answered $Forwarded $x) BODY[]"),
+    _bulk(b"* 1 FETCH (UID 01 FLAGS ( \\Seen  \\Flagged ) MODSEQ (00000000000000000009) BODY[]"),
+    _bulk(b"* 1 FETCH (UID 7 FLAGS (\\Seen) BODY[]", b""),
+    _bulk(b"* 1 FETCH (UID 7 FLAGS (\\Seen) BODY[]", b"x" * 600),
+    # flags the tokenizer reads otherwise than a split on whitespace would
+    _bulk(b"* 1 FETCH (UID 7 FLAGS (\\Seen NIL nil) BODY[]"),
+    _bulk(b"* 1 FETCH (UID 7 FLAGS (\\Seen\tx $a\xc2\xa0b $c\x1cd \xff\xfe \x00) BODY[]"),
+    _bulk(b"* 1 FETCH (UID 7 FLAGS (a}b \\* % ~) BODY[]"),
+    _bulk(b'* 1 FETCH (UID 7 FLAGS (\\Seen "q") BODY[]'),
+    _bulk(b"* 1 FETCH (UID 7 FLAGS ((nested)) BODY[]"),
+    _bulk(b"* 1 FETCH (UID 7 FLAGS (\\Se\ren) BODY[]"),
+    _bulk(b"* 1 FETCH (UID 7 FLAGS (" + b"\\" * 64 + b'") BODY[]'),  # no regex blow-up
+    _bulk(b"* 1 FETCH (UID 7 FLAGS (\\Seen[x]) BODY[]"),
+    # numbers
+    _bulk(b"* 1 FETCH (UID 0 FLAGS (\\Seen) BODY[]"),
+    _bulk(b"* 1 FETCH (UID 12345678901 FLAGS (\\Seen) BODY[]"),
+    _bulk(b"* 12345678901 FETCH (UID 5 FLAGS (\\Seen) BODY[]"),
+    _bulk(b"* 1 FETCH (UID 5 FLAGS (\\Seen) MODSEQ (123456789012345678901) BODY[]"),
+    _bulk(b"* 1 FETCH (UID 5 FLAGS (\\Seen) MODSEQ (7 8) BODY[]"),
+    _bulk(b"* 1 FETCH (UID 5 FLAGS (\\Seen) MODSEQ () BODY[]"),
+    _bulk(b"* 1 FETCH (UID 5FLAGS (\\Seen) BODY[]"),
+    _bulk(b"* 1 FETCH (UID 5BODY[]"),
+    _bulk(b"* 1 FETCH (RFC822.SIZE 5UID 7 BODY[]"),
+    # other spellings, orders and items
+    _bulk(b"* 12 fetch (uid 5 flags (\\Seen) body[]"),
+    _bulk(b"* 12 FETCH  (UID 5 FLAGS (\\Seen) BODY[]"),
+    _bulk(b"* 12 FETCH (FLAGS (\\Seen) UID 5 BODY[]"),
+    _bulk(b"* 12 FETCH (UID 5 MODSEQ (3) FLAGS (\\Seen) BODY[]"),
+    _bulk(b"* 12 FETCH (UID 5 FLAGS (\\Seen)BODY[]"),
+    _bulk(b"* 12 FETCH (UID 5 FLAGS (\\Seen) RFC822.SIZE 99 BODY[]"),
+    _bulk(b'* 12 FETCH (UID 5 INTERNALDATE "17-Jul-1996 02:44:25 \xc3\xa9" FLAGS () BODY[]'),
+    _bulk(b"* 12 FETCH (UID 5 FLAGS (\\Seen) BODY[]", close=b" UID 6)\r\n"),
+    _bulk(b"* 12 FETCH (UID 5 FLAGS (\\Seen) BODY[] BINARY[]"),
+    _bulk(b"* 12 FETCH (UID 5 FLAGS (\\Seen) RFC822"),
+    b"* 12 FETCH (UID 5 FLAGS (\\Seen) BODY[] ~{3}\r\nabc)\r\n",
+    b"* 12 FETCH (UID 5 FLAGS (\\Seen) BODY[] {3+}\r\nabc)\r\n",
+    b'* 12 FETCH (UID 5 FLAGS (\\Seen) BODY[] "tiny")\r\n',
+    b"* 12 FETCH (UID 5 FLAGS (\\Seen) BODY[] NIL)\r\n",
+    b"* 12 FETCH (UID 5 FLAGS (\\Seen) BODY[] {3}\r\nabc)\r\n",
+    # line ends and what follows the literal
+    b"* 12 FETCH (UID 5 FLAGS (\\Seen) BODY[] {3}\nabc)\n",
+    b"* 12 FETCH (UID 5 FLAGS (\\Seen) BODY[] {3}\r\nabc)\n",
+    b"* 12 FETCH (UID 5 FLAGS (\\Seen) BODY[] {3}\r\r\nabc)\r\n",
+    b"* 12 FETCH (UID 5 FLAGS (\\Seen) BODY[] {3}\r\nabc) \r\n",
+    b"* 12 FETCH (UID 5 FLAGS (\\Seen) BODY[] {3}\r\nabc))\r\n",
+    b"* 12 FETCH (UID 5 FLAGS (\\Seen) BODY[] {3}\r\nabc)x\r\n",
+    b"* 12 FETCH (UID 5 FLAGS (\\Seen) BODY[] {3}\r\nabc\r\n",
+    b"* 12 FETCH (UID 5 FLAGS (\\Seen) BODY[] {4}\r\nabc)\r\n* 1 EXISTS\r\n",
+    b"* 12 FETCH (UID 5 FLAGS (\\Seen) BODY[] {2}\r\nabc)\r\n",
+    b"* 12 FETCH (UID 5 FLAGS (\\Seen) BODY[] {3}\r\nabc)\r\n)\r\n",
+    # unsolicited flag changes and other responses in between
+    b"* 3 FETCH (UID 9 FLAGS (\\Seen NIL))\r\n",
+    b"* 3 FETCH (FLAGS (\\Seen) MODSEQ (9))\r\n",
+    b"* 3 FETCH (UID 9 FLAGS (\\Seen $a\xc2\xa0b))\r\n",
+    b"* 3 FETCH (UID)\r\n",
+    b"* 5 EXISTS\r\n* OK [ALERT] FETCH (UID 1 FLAGS () BODY[] {3}\r\nT1 OK done\r\n",
+    b"+ go on\r\n",
+]
+
+
+def _general(pieces: list[bytes], limits: Limits) -> Outcome:
+    out: list[object] = []
+    framer = Framer(limits)
+    try:
+        for piece in pieces:
+            framer.feed(piece)
+            while (parts := framer.next()) is not None:
+                resp = parse_response(parts, limits)
+                if isinstance(resp, Untagged) and resp.name == "FETCH" and resp.number is not None:
+                    out.append(parse_fetch(resp.number, resp.args))
+                else:
+                    out.append(resp)
+    except ProtocolError as exc:
+        return out, str(exc)
+    return out, None
+
+
+def _client_way(pieces: list[bytes], limits: Limits) -> Outcome:
+    """What ImapConnection.data_received does during a bulk download."""
+    out: list[object] = []
+    framer = Framer(limits)
+    try:
+        for piece in pieces:
+            framer.feed(piece)
+            while True:
+                batch: list[FetchData] = []
+                waiting = framer.fetches(batch)
+                assert all(type(d.body) is bytes for d in batch)
+                out.extend(batch)
+                if waiting:
+                    break
+                parts = framer.next()
+                if parts is None:
+                    break
+                data = parse_fetch_response(parts, limits)
+                out.append(data if data is not None else parse_response(parts, limits))
+    except ProtocolError as exc:
+        return out, str(exc)
+    return out, None
+
+
+_GOOD = _bulk(b"* 1 FETCH (UID 1 FLAGS (\\Seen) MODSEQ (2) BODY[]")
+_GOOD_LINE = _GOOD.split(b"\r\n", 1)[0]
+# Each bound just at what _GOOD needs, or just below.
+_TIGHT = [
+    DEFAULT_LIMITS,
+    Limits(max_line=len(_GOOD_LINE)),
+    Limits(max_literal=len(_BODY)),
+    Limits(max_literal=len(_BODY) - 1),
+    Limits(max_response=len(_GOOD_LINE) + len(_BODY)),
+]
+
+
+@pytest.mark.parametrize("limits", _TIGHT)
+@pytest.mark.parametrize("data", FETCH_CORPUS)
+def test_fetch_fast_paths_agree_with_the_general_parser(data: bytes, limits: Limits) -> None:
+    assert _client_way([data], limits) == _general([data], limits)
+    pieces = [data[i : i + 1] for i in range(len(data))]
+    assert _client_way(pieces, limits) == _general(pieces, limits)
+
+
+@pytest.mark.parametrize("limits", _TIGHT)
+def test_fetch_fast_paths_agree_at_every_split(limits: Limits) -> None:
+    for data in FETCH_CORPUS:
+        stream = _GOOD + data + _GOOD + b"T1 OK done\r\n"
+        for i in range(len(stream) + 1):
+            pieces = [stream[:i], stream[i:]]
+            assert _client_way(pieces, limits) == _general(pieces, limits), (data, i)
+
+
+def test_fetch_fast_path_takes_the_bulk_shape() -> None:
+    responses = [
+        _bulk(b"* %d FETCH (UID %d FLAGS (\\Seen) MODSEQ (%d) BODY[]" % (n, n + 100, n))
+        for n in range(1, 41)
+    ]
+    data = b"".join(responses)
+    framer = Framer()
+    framer.feed(data[:-1])
+    got: list[FetchData] = []
+    assert framer.fetches(got)  # the last one has not all arrived: wait for it
+    assert len(got) == 39 and framer.buffered == len(responses[-1]) - 1
+    framer.feed(data[-1:])
+    assert not framer.fetches(got) and framer.buffered == 0
+    assert [(d.seq, d.uid, d.modseq, d.flags, d.body) for d in got] == [
+        (n, n + 100, n, ("\\Seen",), _BODY) for n in range(1, 41)
+    ]
+    assert got == _general([data], DEFAULT_LIMITS)[0]
+
+
+def test_fetch_fast_path_leaves_a_begun_response_to_next() -> None:
+    framer = Framer()
+    framer.feed(b"* 1 FETCH (UID 1 BODY[HEADER] {%d}\r\n" % len(_GOOD))
+    assert framer.next() is None
+    framer.feed(_GOOD + b")\r\n" + _GOOD)
+    got: list[FetchData] = []
+    assert not framer.fetches(got) and not got  # _GOOD here is the literal's content
+    assert framer.next() == [b"* 1 FETCH (UID 1 BODY[HEADER] {%d}" % len(_GOOD), _GOOD, b")"]
+    assert not framer.fetches(got) and len(got) == 1 and got[0].body == _BODY
+
+
 # --------------------------------------------------------------------------- LIST
 
 
