@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import re
+from collections.abc import Callable
 
 import pytest
 
@@ -197,3 +199,178 @@ def test_parse_headers_gives_the_same_row_as_parse_message() -> None:
         assert parse_body(raw) == (full.has_attachment, full.body_text), raw[:200]
     # The shapes above must really exercise both answers.
     assert {parse_headers(raw).has_attachment for raw in _MIME_SHAPES} == {True, False}
+
+
+# --- parse_headers' fast paths: each gives what the general path (or the code it
+# replaced) gives, on the corpora above, the hostile one and edge cases -----------
+
+_OLD_FIELDS = re.compile(
+    r"^(from|sender|to|cc|subject|date|message-id|in-reply-to|references|list-id|received"
+    r"|content-type|content-disposition):[ \t]*(.*(?:\n[ \t].*)*)",
+    re.I | re.M,
+)
+_EDGE_DATES = [
+    "Fri, 27 Nov 2026 04:19:25 +0000", "27 Nov 2026 4:19:25 +0100", "27 Nov 2026 04:19 +0000",
+    "Sun, 1 Jan 1960 00:00:00 -0130", "Thu, 1 Jan 1970 00:00:00 +0000", "1 Jan 0099 1:00:00 +0000",
+    "31 Feb 2024 23:59:60 +1400", "Tue, 32 Jan 2024 10:00:00 +0100", "2 Foo 2024 1:00:00 +0100",
+    "Tue, 2 Jan 2024 24:00:00 +0100", "Tue, 2 Jan 2024 10:60:00 +0100", "2 jan 2024 1:00:61 +9999",
+    "Tue, 2 Jan 2024 10:00:00 -0000", "Tue, 2 Jan 9999 23:59:59 -2359", "2 Jan 2024 1:00:00 GMT",
+    "Tue,  2 Jan 2024 1:00:00 +0100", "Tue, 2\x1cJan 2024 10:00:00 +0100", "2 Jan 2024 1:00 +01000",
+    "2 Jan 2024 1:00:00 +0100 (CET)", "2 Jan 2024 10:00:00 +0100x", "2 Jan 2024 10:00:00 +0100\r\r",
+    " 2 Jan 2024 10:00:00 +0100", "\x0b2 Jan 2024 10:00:00 +0100", "2 Jan 2024 10:00:00 +0100\n",
+    "Tue, \u0662 Jan 2024 10:00:00 +0100", "2 Jan 2024 10:00:00 +0100\r\n\t(folded)", "yesterday",
+]  # fmt: skip
+_EDGE_IDS = [
+    "<a@b>", "<a@b> ", " <a@b>", "<a b@c>", "<a@b><c@d>", "<<a@b>>", "a@b", "<>", "<a@b>\r",
+    "<" + "x" * 996 + ">", "<" + "x" * 997 + ">", "<a\x7fb>", "<a\x1cb>", "<a\tb>", "<a@b>(c)",
+    "<a@b>\r\r", "\r<a@b>", "<a@b> <a@b>", "<\xe4@b>", "<a@b\udcff>", "<=?utf-8?q?x?=@b>",
+    "<a@b>\r\n\t<c@d>",
+]  # fmt: skip
+_EDGE_TEXT = [
+    "plain", " plain ", "two  spaces", "tab\there", "=?utf-8?q?Gr=C3=BC=C3=9Fe_=E2=80=93_x?=",
+    "=?", "=?utf-8?q?a=5Fb_c=zz=?=", "=?utf-8?Q?=c3=bC?= =?utf-8?Q?x?=", "=?utf-8?q?=?=",
+    "=?utf-8?q?a=3?=", "=?iso-8859-1?q?caf=E9=?=", "=?utf-8?q?==41?=", "=?utf-8?q?a=\r\n b?=",
+    "caf\udce9", "\x1b[31mred", "x" * 70_000, "\r", "a\rb", "ends in space ",
+]  # fmt: skip
+
+
+def _old_split_head(data: bytes) -> tuple[bytes, bytes]:
+    """_split_head as it was, with two bytes.find."""
+    i = data.find(b"\n\n")
+    j = data.find(b"\n\r\n", 0, i if i >= 0 else len(data))
+    if j >= 0:
+        end, after = j, j + 3
+    elif i >= 0:
+        end, after = i, i + 2
+    else:
+        return data, b""
+    if end and data[end - 1] == 0x0D:
+        end -= 1
+    return data[:end], data[after:]
+
+
+def _outcome(f: Callable[[str], object], value: str) -> object:
+    """f(value), or the type of what it raised (a charset name with a NUL, say)."""
+    try:
+        return f(value)
+    except Exception as exc:
+        return type(exc)
+
+
+def _old_timestamp(value: str) -> int | None:
+    """_timestamp as it was: one regex, int() and datetime for every date."""
+    from datetime import date
+
+    from tui_mail.store.parse import _stdlib_timestamp
+
+    m = re.match(
+        r"(?:[A-Za-z]{3},\s*)?(\d{1,2})\s+([A-Za-z]{3})\s+(\d{4})\s+(\d{1,2}):(\d{2})(?::(\d{2}))?"
+        r"\s+([+-])(\d{2})(\d{2})(?:\s|$)",
+        value.strip(),
+    )
+    if m is None or not value.isascii() or "\n" in value:
+        return _stdlib_timestamp(value)
+    day, mon, year, hour, minute, sec, sign, zh, zm = m.groups()
+    months = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
+    y, d, h, mi, s = int(year), int(day), int(hour), int(minute), int(sec or 0)
+    if mon.lower() not in months or not (y >= 100 and 1 <= d <= 31 and h < 24 and mi < 60):
+        return _stdlib_timestamp(value)
+    if s >= 61 or (sign == "-" and zh == zm == "00"):
+        return _stdlib_timestamp(value)
+    offset = (int(zh) * 3600 + int(zm) * 60) * (-1 if sign == "-" else 1)
+    days = date(y, months.index(mon.lower()) + 1, 1).toordinal() - date(1970, 1, 1).toordinal()
+    ts = (days + d - 1) * 86400 + h * 3600 + mi * 60 + s - offset
+    return ts if -(2**31) < ts < 2**34 else None
+
+
+def _fast_path_corpus() -> list[bytes]:
+    from hostile.broken_corpus import corpus
+
+    rng = random.Random(11)
+    ends = [
+        b"\n",
+        b"\r\n",
+        b"\r",
+        b"\n\r",
+        b"\n\n",
+        b"\n\r\n",
+        b"\n\r\n\n",
+        b"\r\n\r\n",
+        b"\n\n\r\n",
+    ]
+    names = ["From", "to", "CC", "Subject", "Date", "Message-ID", "In-Reply-To", "References"]
+    names += ["List-Id", "Received", "Sender", "Content-Type", "Content-Disposition", "Subject "]
+    values = _EDGE_DATES + _EDGE_IDS + _EDGE_TEXT[:-4] + ["Name <a@b>", "attachment", "text"]
+    values += [
+        "text/plain; name=a.txt",
+        "TEXT/x",
+        "\r\n\ttext/plain",
+        "by y; 2 Jan 2024 1:00 +0100",
+    ]
+    made = []
+    for _ in range(1500):
+        nl = rng.choice([b"\n", b"\r\n", b"\r\n"])
+        head = nl.join(
+            f"{rng.choice(names)}:{rng.choice(['', ' ', chr(9)])}{rng.choice(values)}".encode(
+                "utf-8", "surrogateescape"
+            )
+            for _ in range(rng.randrange(8))
+        )
+        body = rng.choice([b"x", b"--B\nContent-Type: application/pdf\n\nx\n--B--\n", b"\n\nx"])
+        made.append(head + rng.choice(ends) + body)
+    return _corpus() + list(corpus().values()) + made
+
+
+def test_parse_headers_fast_paths_agree_with_the_general_ones() -> None:
+    from dataclasses import FrozenInstanceError, fields, replace
+
+    from tui_mail.store import parse as p
+
+    values: set[str] = set(_EDGE_DATES + _EDGE_IDS + _EDGE_TEXT)
+    for raw in _fast_path_corpus():
+        head, body = p._split_head(raw)
+        assert (head, body) == _old_split_head(raw), raw[:200]
+        text = head.decode("ascii", "surrogateescape")
+        found = p._INDEX_FIELDS.findall("\n" + text)
+        assert found == _OLD_FIELDS.findall(text), raw[:200]
+        first: dict[str, str] = {}
+        for name, value in found:
+            first.setdefault(name.lower(), value)
+        try:
+            walked = p._fast_has_attachment(first, body)
+        except Exception:
+            walked = False
+        row = p.parse_headers(raw, 42.0)
+        assert row.has_attachment == walked, raw[:200]
+        # Built without the dataclass's __init__: still the same frozen value.
+        rebuilt = p.ParsedHeaders(**vars(row))
+        assert row == rebuilt and hash(row) == hash(rebuilt) and replace(row) == row
+        assert list(vars(row)) == [f.name for f in fields(p.ParsedHeaders)]
+        with pytest.raises(FrozenInstanceError):
+            row.__setattr__("subject", "x")
+        values.update(v for _, v in found)
+        values.update(v[:-1] for _, v in found if v.endswith("\r"))
+    for value in sorted(values):
+        if not value:
+            continue
+        assert p._timestamp(value) == _old_timestamp(value), value
+        assert p._msg_ids(value) == p._all_msg_ids(value), value
+        ids = p._all_msg_ids(value)
+        if ids:
+            assert p._message_id(value) == ids[0], value
+        general = _outcome(lambda v: p.clean_text(p.decode_words(p._fix_8bit(p._unfold(v)))), value)
+        assert _outcome(p._header_text, value) == general, value
+
+
+def test_q_decoding_agrees_with_the_escape_by_escape_rule() -> None:
+    from tui_mail.store.parse import _Q_ESCAPE, _q_decode
+
+    def by_escape(text: str) -> bytes:
+        data = text.encode("utf-8", "surrogateescape").replace(b"_", b" ")
+        return _Q_ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]), data)
+
+    rng = random.Random(5)
+    alphabet = ["=", "=", "A", "f", "0", "9", "G", "z", "_", " ", "\r", "\n", "\udcff", "é", "\x00"]
+    for _ in range(20_000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(12)))
+        assert _q_decode(text) == by_escape(text), text
