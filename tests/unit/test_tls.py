@@ -33,6 +33,10 @@ def test_a_hashed_system_directory_is_read_lazily(
     monkeypatch.setattr(ssl, "get_default_verify_paths", lambda: paths._replace(capath=str(certs)))
     monkeypatch.delenv(paths.openssl_cafile_env, raising=False)
     assert tls._hashed_system_dir() == str(certs)
+    # SSL_CERT_FILE naming the system's own bundle changes nothing.
+    tls._hashed_system_dir.cache_clear()
+    monkeypatch.setenv(paths.openssl_cafile_env, paths.openssl_cafile)
+    assert tls._hashed_system_dir() == str(certs)
     # The bundle was not parsed: nothing is loaded until a handshake asks.
     assert tls.client_context().cert_store_stats()["x509_ca"] == 0
 
@@ -49,7 +53,7 @@ def test_otherwise_openssl_defaults_are_loaded(
     monkeypatch.setattr(ssl, "get_default_verify_paths", lambda: paths._replace(capath=capath))
     if case == "SSL_CERT_FILE":
         (certs / "0a1b2c3d.0").write_text("")
-        monkeypatch.setenv(paths.openssl_cafile_env, "/nonexistent/bundle.pem")
+        monkeypatch.setenv(paths.openssl_cafile_env, str(tmp_path / "my-bundle.pem"))
     assert tls._hashed_system_dir() is None
     loaded: list[bool] = []
     monkeypatch.setattr(ssl.SSLContext, "load_default_certs", lambda self: loaded.append(True))

@@ -9,8 +9,8 @@ file with the same certificates): OpenSSL then reads the one CA certificate a
 handshake asks for. `ssl.create_default_context()` parses the whole bundle up
 front, ~22 ms of CPU before every first connection (a `tui-mail sync` from
 cron, the TUI's start) against ~1 ms. Where there is no hashed directory, or
-the user points SSL_CERT_FILE somewhere, OpenSSL's defaults are loaded as
-create_default_context loads them.
+SSL_CERT_FILE names a bundle other than the system's own, OpenSSL's defaults
+are loaded as create_default_context loads them.
 """
 
 from __future__ import annotations
@@ -30,7 +30,10 @@ _HASHED_NAME = re.compile(r"[0-9a-f]{8}\.[0-9]+")
 def _hashed_system_dir() -> str | None:
     """OpenSSL's default CA directory, if the lazy lookup can use it (looked at once)."""
     paths = ssl.get_default_verify_paths()
-    if os.environ.get(paths.openssl_cafile_env) or not paths.capath:
+    chosen = os.environ.get(paths.openssl_cafile_env)
+    if chosen and os.path.realpath(chosen) != os.path.realpath(paths.openssl_cafile):
+        return None  # the user's own bundle: it may hold CAs the directory lacks
+    if not paths.capath:
         return None
     try:
         with os.scandir(paths.capath) as entries:
