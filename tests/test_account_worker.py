@@ -161,3 +161,27 @@ async def test_an_idle_worker_makes_bulk_stored_bodies_searchable(root: Path, po
         assert len(runtime.index.search("local", "zebrafinch")) == (5 if poll else 0)
     finally:
         await runtime.stop()
+
+
+async def test_download_progress_is_thinned_but_keeps_each_folders_first_and_last(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rec = Recorder()
+    runtime = await started(root, rec)
+    try:
+        clock = [100.0]
+        progress = runtime.workers["local"]._fetch_progress()
+        rec.events.clear()
+        with monkeypatch.context() as m:  # time.monotonic is asyncio's clock too: briefly
+            m.setattr("tui_mail.sync.account.time.monotonic", lambda: clock[0])
+            for folder in ("INBOX", "Archive"):
+                for done in range(1001):
+                    clock[0] += 0.001  # 1,000 messages a second
+                    progress(folder, done, 1000, done * 10)
+        shown = [(e.folder, e.done) for e in rec.events if isinstance(e, ev.SyncProgress)]
+        for folder in ("INBOX", "Archive"):
+            dones = [d for f, d in shown if f == folder]
+            assert dones[0] == 0 and dones[-1] == 1000  # the start and the end, always
+            assert 15 <= len(dones) <= 25  # about one per PROGRESS_INTERVAL (50 ms) between
+    finally:
+        await runtime.stop()

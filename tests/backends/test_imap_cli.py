@@ -506,6 +506,8 @@ async def test_cut_mid_sync_gives_a_clear_error_and_the_next_run_completes(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr("tui_mail.sync.imap_sync.DELIVER_BATCH", 20)
+    # An event per message (not the status line's 20 a second), to time the cut by.
+    monkeypatch.setattr("tui_mail.sync.account.PROGRESS_INTERVAL", 0.0)
     load(ms, "INBOX", 600, 0)
     config_path = write_config(tmp_path, ms)
     events: list[ev.Event] = []
