@@ -38,7 +38,6 @@ import json
 import logging
 import os
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -298,6 +297,8 @@ class Outbox:
         Refuses (ComposeError) a message without recipients or with an invalid
         address: better now, at the keyboard, than as a failure hours later.
         """
+        import uuid  # here: sending only, and `tui-mail sync` imports this module
+
         subject, recipients, message_id = _summary(raw)
         directory = self.account_dir(account)
         name = f"{int(self.clock())}.{uuid.uuid4().hex}.eml"
