@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import mailbox
 import os
@@ -180,6 +181,42 @@ def test_batch_threads_match_one_by_one(tmp_path: Path) -> None:
     assert groups(one) == groups(many)
     one.index.close()
     many.index.close()
+
+
+def test_server_ids_of_a_mixed_batch_are_stored_as_given(index: MailIndex) -> None:
+    # IMAP with and without MODSEQ, POP3, no server at all: a batch binds only the
+    # server ids some row of it has, and every row must still keep its own.
+    servers = [None, ServerId(5, 9), ServerId(6, 9, 77), ServerId(uidl="u1"), ServerId(modseq=3)]
+    rng = random.Random(3)
+    expected: dict[int, tuple[object, ...]] = {}
+    n = 0
+    for _ in range(40):
+        mix = rng.sample(servers, rng.randint(1, 3))
+        batch = []
+        for _ in range(rng.randint(1, 6)):
+            n += 1
+            stored, parsed, _ = _fake(n, rng)
+            batch.append((stored, parsed, rng.choice(mix)))
+        for msg_id, (_, _, server) in zip(index.upsert_many("a", "F", batch), batch, strict=True):
+            sid = server or ServerId()
+            expected[msg_id] = (sid.uid, sid.uidvalidity, sid.modseq, sid.uidl)
+    rows = index.execute_read("SELECT id, uid, uidvalidity, modseq, uidl FROM messages")
+    assert {r[0]: tuple(r[1:]) for r in rows} == expected
+
+
+def test_the_same_key_twice_in_one_batch_keeps_the_last(index: MailIndex) -> None:
+    rng = random.Random(4)
+    (a, pa, _), (b, pb, _) = _fake(1, rng), _fake(2, rng)
+    with_refs = dataclasses.replace(pa, in_reply_to="<p@x>", body_text=None)
+    a_read, b = dataclasses.replace(a, flags="S"), dataclasses.replace(b, flags="")
+    ids = index.upsert_many("a", "F", [(a, with_refs, None), (b, pb, None), (a_read, pa, None)])
+    assert ids[0] == ids[2] != ids[1]
+    assert index.count("a", "F") == 2 and index.count("a", "F", unread_only=True) == 1
+    assert index.fts_pending_count() == 0  # the last copy came with its body
+    assert index.execute_read("SELECT count(*) FROM msgrefs")[0][0] == 0
+    ids = index.upsert_many("a", "G", [(a, pa, None), (a, with_refs, None)])
+    assert ids[0] == ids[1] and index.fts_pending_count() == 1
+    assert index.execute_read("SELECT ref, msg FROM msgrefs") == [("<p@x>", ids[0])]
 
 
 def test_rescan_sees_other_tools(store: AccountStore, index: MailIndex) -> None:

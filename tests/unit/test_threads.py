@@ -8,7 +8,9 @@ threads.
 from __future__ import annotations
 
 import itertools
+import json
 import random
+import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -16,8 +18,11 @@ import pytest
 
 from tui_mail.core.models import Address
 from tui_mail.search.threads import (
+    CLOCK_SKEW,
     SUBJECT_WINDOW,
+    NewMessage,
     ThreadMessage,
+    UnionFind,
     base_subject,
     build_tree,
     flatten,
@@ -25,6 +30,7 @@ from tui_mail.search.threads import (
     thread_view,
     thread_views,
 )
+from tui_mail.store import index as index_module
 from tui_mail.store.index import MailIndex
 from tui_mail.store.maildir import StoredFile
 from tui_mail.store.parse import ParsedHeaders
@@ -366,3 +372,159 @@ def test_demo_thread_views_follow_in_reply_to(demo: MailIndex) -> None:
             if parent is not None and parent != msg_id:
                 assert d == depth[parent] + 1
         assert view[0][1] == 0
+
+
+# --------------------------------------------------------------------------- the reference
+
+# assign_threads() as first written: every id and every subject candidate fetched and
+# kept, every row through the one general case. The index's version skips what
+# cannot change the answer (subjects only originals look up, rows no later row can
+# join, sets that never merged); the answers must stay the same.
+_REFERENCE_IDS = """
+SELECT message_id, thread_id FROM messages
+WHERE message_id IN (SELECT value FROM json_each(?2)) AND +account = ?1
+UNION ALL
+SELECT r.ref, m.thread_id FROM msgrefs AS r JOIN messages AS m ON m.id = r.msg
+WHERE r.ref IN (SELECT value FROM json_each(?2)) AND r.account = ?1
+"""
+_REFERENCE_SUBJECTS = """
+SELECT sort_subject, thread_id, date, subject, in_reply_to = '' AND refs = ''
+FROM messages
+WHERE account = ?1 AND folder IN (SELECT folder FROM folder_stats WHERE account = ?1)
+  AND sort_subject IN (SELECT value FROM json_each(?2)) AND date BETWEEN ?3 AND ?4
+"""
+
+
+def reference_assign_threads(
+    conn: sqlite3.Connection, account: str, rows: Sequence[NewMessage]
+) -> dict[int, int]:
+    uf = UnionFind()
+    mine = [[*parents, mid] if mid else list(parents) for _, mid, parents, *_ in rows]
+    wanted = sorted({i for ids in mine for i in ids})
+    seen: dict[str, int] = {}
+    indexed: set[int] = set()
+    for ident, thread in conn.execute(_REFERENCE_IDS, (account, json.dumps(wanted))):
+        if thread is not None:
+            indexed.add(thread)
+            seen[ident] = uf.merge((seen[ident], thread)) if ident in seen else thread
+    bases = [base_subject(subject) for _, _, _, subject, _, _ in rows]
+    lookups = [(row, b) for row, b in zip(rows, bases, strict=True) if b and not row[2]]
+    by_subject: dict[str, list[tuple[int, int, bool, bool]]] = {}
+    if lookups:
+        margin = SUBJECT_WINDOW + CLOCK_SKEW
+        lo = min(row[4] for row, _ in lookups) - margin
+        hi = max(row[4] for row, _ in lookups) + margin
+        subjects = json.dumps(sorted({b for _, b in lookups}))
+        for subject, thread, date, raw, refless in conn.execute(
+            _REFERENCE_SUBJECTS, (account, subjects, lo, hi)
+        ):
+            if thread is not None:
+                entry = (date, thread, is_reply_subject(raw), bool(refless))
+                by_subject.setdefault(subject, []).append(entry)
+                indexed.add(thread)
+    result: dict[int, int] = {}
+    for (row_id, _, parents, subject, date, _), ids, base in zip(rows, mine, bases, strict=True):
+        found = {seen[i] for i in ids if i in seen}
+        reply = is_reply_subject(subject)
+        if base and not parents:
+            found |= _reference_matches(by_subject.get(base, []), date, reply, uf)
+        thread = uf.merge(found) if found else row_id
+        for ident in ids:
+            seen[ident] = thread
+        if base:
+            by_subject.setdefault(base, []).append((date, thread, reply, not parents))
+        result[row_id] = thread
+    result = {row_id: uf.find(thread) for row_id, thread in result.items()}
+    stale = [(uf.find(t), t, account) for t in indexed if uf.find(t) != t]
+    conn.executemany(
+        "UPDATE messages SET thread_id = ? WHERE thread_id = ? AND +account = ?", stale
+    )
+    return result
+
+
+def _reference_matches(
+    candidates: list[tuple[int, int, bool, bool]], date: int, reply: bool, uf: UnionFind
+) -> set[int]:
+    """The docs' subject rules, one candidate list at a time (see _subject_matches)."""
+    if reply:
+        near = [c for c in candidates if date - SUBJECT_WINDOW <= c[0] <= date + CLOCK_SKEW]
+        before = [c for c in near if c[0] <= date]
+        if before:
+            return {max(before, key=lambda c: (c[0], uf.find(c[1])))[1]}
+        return {min(near, key=lambda c: (c[0], uf.find(c[1])))[1]} if near else set()
+    near = [
+        c
+        for c in candidates
+        if c[2] and c[3] and date - CLOCK_SKEW <= c[0] <= date + SUBJECT_WINDOW
+    ]
+    margin = SUBJECT_WINDOW + CLOCK_SKEW
+    claimed = {uf.find(c[1]) for c in candidates if not c[2] and abs(c[0] - date) <= margin}
+    return {c[1] for c in near if uf.find(c[1]) not in claimed}
+
+
+_SUBJECTS = [
+    "plan",
+    "Re: plan",
+    "RE: Fwd: Plan",
+    "AW: plan",
+    "Sv[2]:plan",
+    "\u017fv: plan",  # a long s: IGNORECASE makes it an "sv:"
+    " Plan ",
+    "news: today",  # a colon, but no reply
+    "Re: news: today",
+    "status",
+    "Re: status",
+    "",
+    "Re:",
+    "plan\x00 and more",  # JSON, which carries the lookups, ends a string at a NUL
+]
+
+
+def _corpus(
+    seed: int, ids: int, subjects: int
+) -> list[tuple[str, str, list[tuple[StoredFile, ParsedHeaders, None]]]]:
+    """Batches of hostile threading: few ids (loops, copies, bridges of indexed threads,
+    replies before parents), subjects in and out of each other's windows, keys again."""
+    rng = random.Random(seed)
+    pool = [f"<m{i}@x>" for i in range(ids)] + ["<m1@x>\x00<m2@x>", "<m3@x>\x00"]
+    variants = [f"{s} {n}" if n else s for s in _SUBJECTS for n in range(subjects)]
+    batches = []
+    key = 0
+    for _ in range(rng.randint(20, 40)):
+        batch = []
+        for _ in range(rng.choice([1, 1, 2, 3, 8, 40])):
+            key += 1
+            refs = [rng.choice(pool) for _ in range(rng.choice([0, 0, 0, 0, 1, 2, 7]))]
+            parsed = headers(
+                rng.choice(pool) if rng.random() < 0.9 else "",
+                subject=rng.choice(variants),
+                date=T0
+                + rng.choice([0, 1, 20, 44, 45, 46, 47, 90]) * DAY
+                + rng.randrange(-2 * DAY, 2 * DAY),
+                irt=rng.choice(pool) if rng.random() < 0.2 else "",
+                refs=refs,
+            )
+            k = f"k{rng.randrange(key)}" if rng.random() < 0.1 else f"k{key}"
+            batch.append((StoredFile("F", k, "cur", "", Path("/x"), 1, 0.0), parsed, None))
+        batches.append((rng.choice("aab"), rng.choice(["INBOX", "Sent", "Lists"]), batch))
+    return batches
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_index_threads_match_the_reference(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    ids, subjects = [(30, 1), (300, 1), (2000, 12)][seed % 3]
+    fast = MailIndex.open(tmp_path / "fast.sqlite3")
+    slow = MailIndex.open(tmp_path / "slow.sqlite3")
+    try:
+        for account, folder, batch in _corpus(seed, ids, subjects):
+            fast_ids = fast.upsert_many(account, folder, batch)
+            with monkeypatch.context() as patch:
+                patch.setattr(index_module, "assign_threads", reference_assign_threads)
+                assert slow.upsert_many(account, folder, batch) == fast_ids
+        query = "SELECT id, account, thread_id FROM messages ORDER BY id"
+        assert fast.execute_read(query) == slow.execute_read(query)
+    finally:
+        fast.close()
+        slow.close()

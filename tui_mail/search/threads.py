@@ -45,19 +45,36 @@ SUBJECT_WINDOW = 45 * 86400
 CLOCK_SKEW = 86400  # a reply dated a little before its parent (wrong clocks)
 _MAX_WALK = 10_000  # ancestor walks stop here whatever the data looks like
 
+# (ident, thread) of indexed messages having that Message-ID or naming it: one seek
+# per ident, and UNION drops the copies of one message in several folders. The
+# ident is its position in the JSON array (an int costs less to fetch than text),
+# or the text SQLite compared, which is not the one sent if it holds a NUL (JSON
+# strings end there).
 _ID_LOOKUP = """
-SELECT message_id, thread_id FROM messages
-WHERE message_id IN (SELECT value FROM json_each(?2)) AND +account = ?1
-UNION ALL
-SELECT r.ref, m.thread_id FROM msgrefs AS r JOIN messages AS m ON m.id = r.msg
-WHERE r.ref IN (SELECT value FROM json_each(?2)) AND r.account = ?1
+SELECT {ident}, m.thread_id FROM json_each(?2) AS j CROSS JOIN messages AS m
+WHERE m.message_id = j.value AND +m.account = ?1 AND m.thread_id IS NOT NULL
+UNION
+SELECT {ident}, m.thread_id
+FROM json_each(?2) AS j CROSS JOIN msgrefs AS r CROSS JOIN messages AS m
+WHERE r.ref = j.value AND r.account = ?1 AND m.id = r.msg AND m.thread_id IS NOT NULL
 """
+_ID_BY_POSITION = _ID_LOOKUP.format(ident="j.key")
+_ID_BY_TEXT = _ID_LOOKUP.format(ident="j.value")
 # Through the (account, folder, sort_subject) index: one seek per folder and subject.
+# Every candidate of the subjects in ?5, which a reference-less "Re:" of the batch
+# looks up; of the other subjects only reference-less ones with a ":", the only
+# kind an original joins. A subject without such a candidate joins nothing, so its
+# candidates (most of them) need not cross into Python.
 _SUBJECT_LOOKUP = """
 SELECT sort_subject, thread_id, date, subject, in_reply_to = '' AND refs = ''
 FROM messages
 WHERE account = ?1 AND folder IN (SELECT folder FROM folder_stats WHERE account = ?1)
   AND sort_subject IN (SELECT value FROM json_each(?2)) AND date BETWEEN ?3 AND ?4
+  AND thread_id IS NOT NULL
+  AND (
+    sort_subject IN (SELECT value FROM json_each(?5))
+    OR in_reply_to = '' AND refs = '' AND instr(subject, ':')
+  )
 """
 
 
@@ -76,15 +93,11 @@ def is_reply_subject(subject: str) -> bool:
     return ":" in subject and _REPLY_PREFIX.match(subject) is not None
 
 
-@dataclass(frozen=True)
-class NewMessage:
-    """What threading needs of a row being inserted."""
-
-    id: int
-    message_id: str
-    parents: tuple[str, ...]  # In-Reply-To and References ids, without its own
-    subject: str
-    date: int
+# What threading needs of a row being inserted: (id, Message-ID, parents: its
+# In-Reply-To and References ids without its own, subject, date, base_subject() of
+# the subject, which the index computes anyway as sort_subject). A plain tuple: a
+# batch makes thousands.
+NewMessage = tuple[int, str, Sequence[str], str, int, str]
 
 
 class UnionFind:
@@ -110,12 +123,9 @@ class UnionFind:
         return target
 
 
-@dataclass
-class _SubjectSeen:
-    date: int
-    thread: int
-    reply: bool  # "Re:" subject
-    refless: bool  # names no parent
+# A message a reference-less one may join by subject: (date, thread, reply: a "Re:"
+# subject, refless: names no parent). Tuples: one is made per row and per candidate.
+_SubjectSeen = tuple[int, int, bool, bool]
 
 
 def assign_threads(
@@ -123,48 +133,67 @@ def assign_threads(
 ) -> dict[int, int]:
     """{new row id: thread id} for rows about to be inserted; merges indexed threads
     the batch bridges (UPDATE in the same transaction)."""
-    idents: list[list[str]] = []
-    wanted: set[str] = set()
+    idents = [row[1] for row in rows if row[1]]
     for row in rows:
-        mine = [*row.parents, row.message_id] if row.message_id else list(row.parents)
-        idents.append(mine)
-        wanted.update(mine)
+        if row[2]:
+            idents.extend(row[2])
     uf = UnionFind()
     seen: dict[str, int] = {}  # ident -> one thread having it; find() resolves merges
     indexed: set[int] = set()
-    if wanted:
-        for ident, thread in conn.execute(_ID_LOOKUP, (account, json.dumps(list(wanted)))):
-            if thread is None:
-                continue
+    if idents:
+        keys = list(dict.fromkeys(idents))
+        wanted = json.dumps(keys)
+        if "\\u0000" in wanted:  # never from the parser, which makes controls visible
+            hits: Iterable[tuple[str, int]] = conn.execute(_ID_BY_TEXT, (account, wanted))
+        else:
+            hits = ((keys[k], t) for k, t in conn.execute(_ID_BY_POSITION, (account, wanted)))
+        for ident, thread in hits:
             indexed.add(thread)
             # Two indexed threads sharing an id a new row names: that row would join
             # them anyway, so joining them now gives the same result.
-            seen[ident] = uf.merge((seen[ident], thread)) if ident in seen else thread
-    bases = [base_subject(r.subject) for r in rows]  # once per row: it is a regex pass
-    by_subject = _subject_candidates(conn, account, rows, indexed, bases)
+            known = seen.get(ident)
+            seen[ident] = thread if known is None else uf.merge((known, thread))
+    by_subject, repeated = _subject_candidates(conn, account, rows, indexed)
+    find, merged = uf.find, uf.parent  # an id not in `merged` is its own root
     result: dict[int, int] = {}
-    for row, mine, subject in zip(rows, idents, bases, strict=True):
-        found = {seen[i] for i in mine if i in seen}
-        reply = is_reply_subject(row.subject)
-        if subject and not row.parents:
-            candidates = by_subject.get(subject)
-            if candidates:
-                found.update(_subject_matches(candidates, row.date, reply, uf))
-        thread = uf.merge(found) if found else row.id
-        for ident in mine:
-            seen[ident] = thread
-        if subject:
-            seen_row = _SubjectSeen(row.date, thread, reply, not row.parents)
-            by_subject.setdefault(subject, []).append(seen_row)
-        result[row.id] = thread
-    for row_id, thread in result.items():
-        result[row_id] = uf.find(thread)
-    stale = [(uf.find(t), t, account) for t in indexed if uf.find(t) != t]
-    if stale:
-        # Threads already in the index that this batch joined: fold into the oldest.
-        conn.executemany(
-            "UPDATE messages SET thread_id = ? WHERE thread_id = ? AND +account = ?", stale
-        )
+    for row_id, message_id, parents, subject, date, base in rows:
+        own = seen.get(message_id) if message_id else None
+        candidates = None if parents or not base else by_subject.get(base)
+        # Only a later row of the same subject reads what this one leaves behind.
+        keep = base in repeated
+        reply = is_reply_subject(subject) if candidates or keep else False
+        # A thread id may name a set merged since: every reader goes through find().
+        thread = row_id if own is None else own
+        if candidates or parents:
+            found = _subject_matches(candidates, date, reply, uf) if candidates else set()
+            for ident in parents:
+                if ident in seen:
+                    found.add(seen[ident])
+            if found:
+                if own is not None:
+                    found.add(own)
+                thread = uf.merge(found)
+            for ident in parents:
+                seen[ident] = thread
+        if message_id:
+            seen[message_id] = thread
+        if keep:
+            entry = (date, thread, reply, not parents)
+            if base in by_subject:
+                by_subject[base].append(entry)
+            else:
+                by_subject[base] = [entry]
+        result[row_id] = thread
+    if merged:  # some threads merged: name each by its set
+        for row_id, thread in result.items():
+            if thread in merged:
+                result[row_id] = find(thread)
+        stale = [(find(t), t, account) for t in indexed if t in merged]
+        if stale:
+            # Threads already in the index that this batch joined: fold into the oldest.
+            conn.executemany(
+                "UPDATE messages SET thread_id = ? WHERE thread_id = ? AND +account = ?", stale
+            )
     return result
 
 
@@ -177,64 +206,98 @@ def _subject_matches(
     earlier in the batch); only those in the time window count, and ties are
     broken by (date, thread), so arrival order and batching change nothing.
     """
+    find = uf.find
     if reply:
         # The latest message of that subject before it: "Re: weekly status" joins
         # this week's status, not every one since the list began. A slightly later
         # one only if nothing came before (the sender's clock is off).
-        near = [c for c in candidates if date - SUBJECT_WINDOW <= c.date <= date + CLOCK_SKEW]
+        lo, hi = date - SUBJECT_WINDOW, date + CLOCK_SKEW
+        near = [c for c in candidates if lo <= c[0] <= hi]
         if not near:
             return set()
-        before = [c for c in near if c.date <= date]
+        before = [c for c in near if c[0] <= date]
         if before:
-            pick = max(before, key=lambda c: (c.date, uf.find(c.thread)))
+            pick = max(before, key=lambda c: (c[0], find(c[1])))
         else:
-            pick = min(near, key=lambda c: (c.date, uf.find(c.thread)))
-        return {pick.thread}
+            pick = min(near, key=lambda c: (c[0], find(c[1])))
+        return {pick[1]}
     # An original: the reference-less replies to it that were indexed first, unless
     # their thread already has an original of its own.
-    near = [
-        c
-        for c in candidates
-        if c.reply and c.refless and date - CLOCK_SKEW <= c.date <= date + SUBJECT_WINDOW
-    ]
+    lo, hi = date - CLOCK_SKEW, date + SUBJECT_WINDOW
+    near = [c for c in candidates if c[2] and c[3] and lo <= c[0] <= hi]
     if not near:  # the usual case: other originals of the subject only
         return set()
     margin = SUBJECT_WINDOW + CLOCK_SKEW  # what _subject_candidates fetched, for each row
-    claimed = {
-        uf.find(c.thread) for c in candidates if not c.reply and abs(c.date - date) <= margin
-    }
-    return {c.thread for c in near if uf.find(c.thread) not in claimed}
+    claimed = {find(c[1]) for c in candidates if not c[2] and abs(c[0] - date) <= margin}
+    return {c[1] for c in near if find(c[1]) not in claimed}
 
 
 def _subject_candidates(
-    conn: sqlite3.Connection,
-    account: str,
-    rows: Sequence[NewMessage],
-    indexed: set[int],
-    bases: Sequence[str] | None = None,
-) -> dict[str, list[_SubjectSeen]]:
-    """Indexed messages that rows without references may join by subject (one query).
+    conn: sqlite3.Connection, account: str, rows: Sequence[NewMessage], indexed: set[int]
+) -> tuple[dict[str, list[_SubjectSeen]], set[str]]:
+    """Indexed messages that rows without references may join by subject, and the
+    base subjects more than one row of the batch has.
 
-    `bases`: base_subject() of each row, when the caller has them already."""
-    if bases is None:
-        bases = [base_subject(r.subject) for r in rows]
-    lookups = [r for r, b in zip(rows, bases, strict=True) if b and not r.parents]
-    if not lookups:
-        return {}
-    subjects = sorted({b for r, b in zip(rows, bases, strict=True) if b and not r.parents})
-    margin = SUBJECT_WINDOW + CLOCK_SKEW  # covers every row's own window
-    lo = min(r.date for r in lookups) - margin
-    hi = max(r.date for r in lookups) + margin
-    out: dict[str, list[_SubjectSeen]] = {}
-    for subject, thread, date, raw_subject, refless in conn.execute(
-        _SUBJECT_LOOKUP, (account, json.dumps(subjects), lo, hi)
-    ):
-        if thread is None:
+    A subject that only originals of the batch look up gets its candidates only
+    when it has a reference-less reply among them (a second query, rarely run):
+    without one, _subject_matches() finds nothing for an original whatever the
+    other candidates are.
+    """
+    subjects: set[str] = set()  # looked up: by rows without references
+    replies: set[str] = set()  # looked up by a "Re:": every candidate counts
+    bases: set[str] = set()
+    repeated: set[str] = set()
+    dates: list[int] = []
+    for _, _, parents, subject, date, base in rows:
+        if not base:
             continue
-        seen = _SubjectSeen(int(date), int(thread), is_reply_subject(raw_subject), bool(refless))
-        out.setdefault(subject, []).append(seen)
-        indexed.add(int(thread))
-    return out
+        if base in bases:
+            repeated.add(base)
+        else:
+            bases.add(base)
+        if not parents:
+            dates.append(date)
+            subjects.add(base)
+            if ":" in subject and _REPLY_PREFIX.match(subject):  # is_reply_subject()
+                replies.add(base)
+    out: dict[str, list[_SubjectSeen]] = {}
+    if not subjects:
+        return out, repeated
+    margin = SUBJECT_WINDOW + CLOCK_SKEW  # covers every row's own window
+    lo, hi = min(dates) - margin, max(dates) + margin
+    wanted = json.dumps(sorted(replies))
+    partial: set[str] = set()  # subjects with a reference-less reply, not all fetched
+    for subject, thread, date, raw_subject, refless in conn.execute(
+        _SUBJECT_LOOKUP, (account, json.dumps(sorted(subjects)), lo, hi, wanted)
+    ):
+        if subject in replies:
+            _add_candidate(out, indexed, subject, thread, date, raw_subject, refless)
+        else:
+            partial.add(subject)
+    if partial:
+        wanted = json.dumps(sorted(partial))
+        for subject, thread, date, raw_subject, refless in conn.execute(
+            _SUBJECT_LOOKUP, (account, wanted, lo, hi, wanted)
+        ):
+            _add_candidate(out, indexed, subject, thread, date, raw_subject, refless)
+    return out, repeated
+
+
+def _add_candidate(
+    out: dict[str, list[_SubjectSeen]],
+    indexed: set[int],
+    subject: str,
+    thread: int,
+    date: int,
+    raw_subject: str,
+    refless: int,
+) -> None:
+    seen = (int(date), int(thread), is_reply_subject(raw_subject), bool(refless))
+    if subject in out:
+        out[subject].append(seen)
+    else:
+        out[subject] = [seen]
+    indexed.add(int(thread))
 
 
 # --------------------------------------------------------------------------- JWZ tree
