@@ -51,8 +51,8 @@ USER = "alice"
 FSYNC_POLICY = (
     "fsync: mbsync (FSync yes, its default) and ours both fsync every message file\n"
     "       before renaming it into cur/ or new/; ours fsyncs each directory once per\n"
-    "       batch of 500 and commits the batch's index rows after that, so no row or\n"
-    "       sync state names a file that is not durable."
+    "       batch (100 to 500 messages) and commits the batch's index rows after that,\n"
+    "       so no row or sync state names a file that is not durable."
 )
 
 
