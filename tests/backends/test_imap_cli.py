@@ -24,7 +24,15 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from servers.harness import Mailstack, deliver_lmtp, reset_user_mail, start_mailstack
+from servers.harness import (
+    Mailstack,
+    deliver_lmtp,
+    dovecot_restored,
+    dovecot_running,
+    reset_user_mail,
+    start_mailstack,
+    stop_dovecot,
+)
 
 from tui_mail.backends.base import BackendContext, SearchTerm
 from tui_mail.backends.imap.backend import ImapReceiveBackend
@@ -259,49 +267,6 @@ def commands_in_log(dirs: SimpleNamespace) -> list[str]:
     """The IMAP commands the child logged (TUI_MAIL_DEBUG): one verb per command."""
     log = Path(dirs.state) / "tui-mail" / "tui-mail.log"
     return re.findall(r"imap \S+ > T\d+ (.+)$", log.read_text(), re.M)
-
-
-def dovecot_master(ms: Mailstack) -> int:
-    return int((ms.dir / "run" / "dovecot" / "master.pid").read_text().split()[0])
-
-
-def stop_dovecot(ms: Mailstack) -> None:
-    """Stop this stack's Dovecot and end its IMAP sessions, as a crash or reboot would.
-
-    `doveadm stop` alone leaves sessions of TLS clients running (their login
-    process proxies TLS), so those children of this stack's master are ended
-    by pid as well.
-    """
-    master = dovecot_master(ms)
-    children = []
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            with contextlib.suppress(OSError):
-                stat = Path(f"/proc/{d}/stat").read_text()
-                if int(stat.rsplit(")", 1)[1].split()[1]) == master:
-                    children.append(int(d))
-    ms.doveadm("stop")
-    wait_for(lambda: not Path(f"/proc/{master}").exists(), 15, "dovecot master to exit")
-    for pid in children:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-
-
-def dovecot_running(ms: Mailstack) -> bool:
-    try:
-        return Path(f"/proc/{dovecot_master(ms)}").exists()
-    except (OSError, ValueError):
-        return False
-
-
-@contextlib.contextmanager
-def dovecot_restored(ms: Mailstack) -> Iterator[None]:
-    """Whatever happens in the test, the shared stack is running again afterwards."""
-    try:
-        yield
-    finally:
-        if not dovecot_running(ms):
-            start_mailstack(ms.dir)
 
 
 # --------------------------------------------------------------------------- a full mirror

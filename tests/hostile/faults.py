@@ -22,10 +22,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
-from servers.harness import Mailstack, start_mailstack
+from servers.harness import Mailstack
 
 from tui_mail.store.account_store import AccountStore
 from tui_mail.store.index import MailIndex
@@ -227,48 +227,6 @@ def message(n: int, tag: str, body_lines: int = 5) -> bytes:
         f"Message-ID: <{tag}-{n}@faults.test>\nDate: Mon, 03 Nov 2025 10:00:00 +0000\n"
         f"\n{body}"
     ).encode()
-
-
-# --------------------------------------------------------------------------- Dovecot
-
-
-def dovecot_master(ms: Mailstack) -> int:
-    return int((ms.dir / "run" / "dovecot" / "master.pid").read_text().split()[0])
-
-
-def dovecot_running(ms: Mailstack) -> bool:
-    try:
-        return Path(f"/proc/{dovecot_master(ms)}").exists()
-    except (OSError, ValueError):
-        return False
-
-
-def stop_dovecot(ms: Mailstack) -> None:
-    """Stop this stack's Dovecot and its sessions, as a crash or reboot would (the TLS
-    sessions' login processes outlive `doveadm stop`, so they are killed by pid)."""
-    master = dovecot_master(ms)
-    children = []
-    for d in os.listdir("/proc"):
-        if d.isdigit():
-            with contextlib.suppress(OSError):
-                stat = Path(f"/proc/{d}/stat").read_text()
-                if int(stat.rsplit(")", 1)[1].split()[1]) == master:
-                    children.append(int(d))
-    ms.doveadm("stop")
-    wait_for(lambda: not Path(f"/proc/{master}").exists(), 15, "dovecot master to exit")
-    for pid in children:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-
-
-@contextlib.contextmanager
-def dovecot_restored(ms: Mailstack) -> Iterator[None]:
-    """Whatever happens in the test, the shared stack runs again afterwards."""
-    try:
-        yield
-    finally:
-        if not dovecot_running(ms):
-            start_mailstack(ms.dir)
 
 
 # --------------------------------------------------------------------------- a cutting relay

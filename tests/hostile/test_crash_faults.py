@@ -21,7 +21,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from servers.harness import Mailstack, deliver_lmtp, reset_user_mail, start_mailstack
+from servers.harness import (
+    Mailstack,
+    deliver_lmtp,
+    dovecot_restored,
+    reset_user_mail,
+    start_mailstack,
+    stop_dovecot,
+)
 
 from tui_mail.core.flags import Flag, FlagSet
 from tui_mail.core.models import MessageRef
@@ -36,7 +43,6 @@ from .faults import (
     CutProxy,
     assert_mirror,
     count_files,
-    dovecot_restored,
     imap_config,
     index_file,
     kill_when,
@@ -49,7 +55,6 @@ from .faults import (
     read_maildir,
     server_maildir,
     spawn,
-    stop_dovecot,
     tm,
     wait_for,
 )

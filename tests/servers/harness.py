@@ -9,14 +9,17 @@ their own system users), and DIR's parent folders must be world-traversable, so 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
+import signal
 import smtplib
 import socket
 import ssl
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -249,3 +252,53 @@ def load_mail(ms: Mailstack, user: str, count: int, mailbox: str = "INBOX") -> N
     if user not in ms.users:
         raise ValueError(f"unknown mailstack user {user!r}")
     _run_script("load", str(ms.dir), user, str(count), mailbox, timeout=300)
+
+
+# --------------------------------------------------------------------------- Dovecot faults
+
+
+def dovecot_master(ms: Mailstack) -> int:
+    return int((ms.dir / "run" / "dovecot" / "master.pid").read_text().split()[0])
+
+
+def dovecot_running(ms: Mailstack) -> bool:
+    try:
+        return Path(f"/proc/{dovecot_master(ms)}").exists()
+    except (OSError, ValueError):
+        return False
+
+
+def stop_dovecot(ms: Mailstack) -> None:
+    """Stop this stack's Dovecot and end its sessions, as a crash or reboot would.
+
+    `doveadm stop` alone leaves sessions of TLS clients running (their login
+    process proxies TLS), so those children of this stack's master are ended
+    by pid as well.
+    """
+    master = dovecot_master(ms)
+    children = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            with contextlib.suppress(OSError):
+                stat = Path(f"/proc/{d}/stat").read_text()
+                if int(stat.rsplit(")", 1)[1].split()[1]) == master:
+                    children.append(int(d))
+    ms.doveadm("stop")
+    deadline = time.monotonic() + 15
+    while Path(f"/proc/{master}").exists():
+        if time.monotonic() > deadline:
+            raise AssertionError("the dovecot master did not exit within 15 s")
+        time.sleep(0.05)
+    for pid in children:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def dovecot_restored(ms: Mailstack) -> Iterator[None]:
+    """Whatever happens in the test, the shared stack is running again afterwards."""
+    try:
+        yield
+    finally:
+        if not dovecot_running(ms):
+            start_mailstack(ms.dir)
