@@ -15,13 +15,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from tmux_pane import SCRIPT, TMUX
+from tmux_pane import Pane as TmuxPane
 
 from hostile.hostile_mail import (
     ALL_ATTACKS,
@@ -285,49 +286,12 @@ async def test_server_alerts_reach_the_status_line_inert(tmp_path: Path) -> None
 
 # --- a real terminal ----------------------------------------------------------------
 
-TMUX = shutil.which("tmux")
-SCRIPT = Path(sys.executable).parent / "tui-mail"
 ORIGINAL_TITLE = "ORIGINAL-TITLE"
 
 
-class Pane:
-    def __init__(self, socket: str, env: dict[str, str]) -> None:
-        self.socket = socket
-        self.env = env
-
-    def tmux(self, *args: str) -> str:
-        return subprocess.run(
-            [TMUX or "tmux", "-L", self.socket, *args],
-            check=True,
-            capture_output=True,
-            text=True,
-            env=self.env,
-            timeout=20,
-        ).stdout
-
+class Pane(TmuxPane):
     def show(self, fmt: str, target: str = "mail") -> str:
         return self.tmux("display-message", "-p", "-t", target, fmt).strip()
-
-    def capture(self) -> str:
-        return self.tmux("capture-pane", "-p", "-t", "mail")
-
-    def keys(self, *keys: str) -> None:
-        for key in keys:
-            self.tmux("send-keys", "-t", "mail", key)
-            time.sleep(0.15)  # one key per frame, as a person types
-
-    def wait(self, condition: Callable[[str], bool], timeout: float = 30.0) -> str:
-        deadline = time.monotonic() + timeout
-        text = ""
-        while time.monotonic() < deadline:
-            try:
-                text = self.capture()
-            except subprocess.CalledProcessError:
-                text = ""
-            if condition(text):
-                return text
-            time.sleep(0.1)
-        raise AssertionError(f"timed out; the pane shows:\n{text}")
 
     def untouched(self) -> bool:
         return (

@@ -9,69 +9,20 @@ any other tmux server and from the user's mail.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tmux_pane import SCRIPT, TMUX, Pane
 
 from tui_mail import paths
 from tui_mail.store.index import MailIndex
 
-TMUX = shutil.which("tmux")
-SCRIPT = Path(sys.executable).parent / "tui-mail"
-
 pytestmark = pytest.mark.skipif(
     TMUX is None or not SCRIPT.exists(), reason="needs tmux and the installed tui-mail script"
 )
-
-
-class Pane:
-    def __init__(self, socket: str, env: dict[str, str]) -> None:
-        self.socket = socket
-        self.env = env
-
-    def tmux(self, *args: str) -> str:
-        return subprocess.run(
-            [TMUX or "tmux", "-L", self.socket, *args],
-            check=True,
-            capture_output=True,
-            text=True,
-            env=self.env,
-            timeout=20,
-        ).stdout
-
-    def capture(self) -> str:
-        return self.tmux("capture-pane", "-p", "-t", "mail")
-
-    def keys(self, *keys: str) -> None:
-        for key in keys:
-            self.tmux("send-keys", "-t", "mail", key)
-            time.sleep(0.15)  # one key per frame, as a person types
-
-    def wait(self, condition: Callable[[str], bool], timeout: float = 30.0) -> str:
-        deadline = time.monotonic() + timeout
-        text = ""
-        while time.monotonic() < deadline:
-            try:
-                text = self.capture()
-            except subprocess.CalledProcessError:
-                text = ""
-            if condition(text):
-                return text
-            time.sleep(0.1)
-        raise AssertionError(f"timed out; the pane shows:\n{text}")
-
-    def alive(self) -> bool:
-        result = subprocess.run(
-            [TMUX or "tmux", "-L", self.socket, "has-session", "-t", "mail"],
-            capture_output=True,
-            env=self.env,
-        )
-        return result.returncode == 0
 
 
 @pytest.fixture
