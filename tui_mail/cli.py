@@ -212,15 +212,18 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "search":
         from tui_mail.search.command import run_search
 
-        server = config = None
+        server = None
         if args.server:
-            config = server = _load(args)
+            server = _load(args)
             for name in args.account or ():
-                _account_names(config, name)  # an unknown name is a config error
-        else:
+                _account_names(server, name)  # an unknown name is a config error
+
+        def config() -> AppConfig | None:
             # Only to index bodies a sync left for later: the index alone answers.
             with contextlib.suppress(ConfigError):
-                config = _load(args, warn=False)
+                return _load(args, warn=False)
+            return None
+
         return run_search(
             " ".join(args.query), args.account, args.limit, args.format,
             server=server, config=config,

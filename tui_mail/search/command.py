@@ -6,7 +6,7 @@ import json
 import string
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TextIO
 
 from tui_mail.core.models import Envelope
@@ -103,15 +103,16 @@ def run_search(
     err: TextIO | None = None,
     *,
     server: AppConfig | None = None,
-    config: AppConfig | None = None,
+    config: Callable[[], AppConfig | None] | None = None,
 ) -> int:
     """0 when something matched, 1 when nothing did (like grep), 2 for a bad query.
 
     `server`: the config whose IMAP accounts are asked too (`--server`); matches
     not downloaded yet are fetched into the store first, so they print like any
     other. 3 when a server could not be searched (the rest is still printed).
-    `config` (or `server`): bodies its accounts' downloads left for full-text
-    search are indexed first (fill_pending_bodies)."""
+    `config` loads the config (None if it cannot): bodies its accounts' downloads
+    left for full-text search are indexed first (fill_pending_bodies). It is only
+    called when some are waiting; with `server`, that config is used."""
     out = out or sys.stdout  # looked up now: tests and callers may swap sys.stdout
     err = err or sys.stderr
     from tui_mail import paths
@@ -152,8 +153,10 @@ def run_search(
                 err.write(f"tui-mail: search: no mail indexed for {unknown[0]!r}; accounts: ")
                 err.write(inert_line(listed) + "\n")
                 return EXIT_USAGE
-        if (bodies_config := config or server) is not None:
-            fill_pending_bodies(bodies_config, index, accounts, err)
+        if server is not None:
+            fill_pending_bodies(lambda: server, index, accounts, err)
+        elif config is not None:
+            fill_pending_bodies(config, index, accounts, err)
         ids = run_query(index, query, accounts or None, limit)
         try:
             # Envelopes in pages: a match-everything query over 100k rows stays flat.
@@ -175,17 +178,29 @@ def run_search(
 
 
 def fill_pending_bodies(
-    config: AppConfig, index: MailIndex, accounts: Sequence[str] | None, err: TextIO
+    load_config: Callable[[], AppConfig | None],
+    index: MailIndex,
+    accounts: Sequence[str] | None,
+    err: TextIO,
 ) -> None:
     """Index the bodies bulk downloads left for later, so a word in a body finds them.
 
     The TUI and `sync --watch` do this while idle; a one-shot `tui-mail sync`
     (cron) does not hold up its exit for it, so the first search after one
-    pays here, once. Accounts not in `config` (the demo) are left as they are.
+    pays here, once. The config is loaded only if bodies wait; accounts not in
+    it (the demo) are left as they are.
     """
-    names = [n for n in (accounts or config.accounts) if n in config.accounts]
-    waiting = {n: index.fts_pending_count(n) for n in names}
-    waiting = {n: count for n, count in waiting.items() if count}
+    pending = index.execute_read(
+        "SELECT m.account, count(*) FROM fts_pending AS p JOIN messages AS m ON m.id = p.id"
+        " GROUP BY m.account"
+    )
+    waiting = {str(a): int(n) for a, n in pending if accounts is None or a in accounts}
+    if not waiting:
+        return
+    config = load_config()
+    if config is None:
+        return
+    waiting = {n: count for n, count in waiting.items() if n in config.accounts}
     if not waiting:
         return
     from tui_mail.sync.runtime import Runtime
