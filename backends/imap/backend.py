@@ -334,11 +334,15 @@ class ImapReceiveBackend(ReceiveBackend):
             conn = await self._open()
             caps = conn.capabilities
             enabled: frozenset[str] = frozenset()
-            if "ENABLE" in caps and "QRESYNC" in caps:
-                # QRESYNC implies CONDSTORE: MODSEQ in every FETCH, VANISHED for expunges.
-                enabled = await conn.enable(b"QRESYNC")
-            elif "ENABLE" in caps and "CONDSTORE" in caps:
-                enabled = await conn.enable(b"CONDSTORE")
+            try:
+                if "ENABLE" in caps and "QRESYNC" in caps:
+                    # QRESYNC implies CONDSTORE: MODSEQ in every FETCH, VANISHED for expunges.
+                    enabled = await conn.enable(b"QRESYNC")
+                elif "ENABLE" in caps and "CONDSTORE" in caps:
+                    enabled = await conn.enable(b"CONDSTORE")
+            except BaseException:  # a cancel (shutdown) too: no half-open link left behind
+                conn.abort()
+                raise
             self._conn = conn
             self._server_caps = caps
             self._enabled = enabled
@@ -844,11 +848,14 @@ class ImapReceiveBackend(ReceiveBackend):
                 conn.abort()
             self._idle = None
             conn = await self._open()
-            if "IDLE" not in conn.capabilities:
+            try:
+                if "IDLE" not in conn.capabilities:
+                    raise Unsupported(f"the IMAP server {self.settings.where} has no IDLE")
+                wire = await self._wire(self.push_folder)
+                await conn.check(b"EXAMINE", astring(wire), what="EXAMINE")
+            except BaseException:  # a cancel (shutdown) too: no half-open link left behind
                 conn.abort()
-                raise Unsupported(f"the IMAP server {self.settings.where} has no IDLE")
-            wire = await self._wire(self.push_folder)
-            await conn.check(b"EXAMINE", astring(wire), what="EXAMINE")
+                raise
             conn.changed.clear()  # the EXISTS of EXAMINE itself is not news
             self._idle = conn
             self._idle_folder = self.push_folder

@@ -840,10 +840,17 @@ class ImapConnection(asyncio.Protocol):
                 )
             self._cont = None
             changed = False
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout):
-                    await self.changed.wait()
-                    changed = True
+            try:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(timeout):
+                        await self.changed.wait()
+                        changed = True
+            except asyncio.CancelledError:
+                # Leave the connection out of IDLE: the next command (LOGOUT at
+                # shutdown) would be taken for a bad DONE and never answered.
+                if self._dead is None and self._transport is not None:
+                    self._write(b"DONE\r\n")
+                raise
             self._check_alive()
             self._write(b"DONE\r\n")
             await self._wait(pending.future)
@@ -851,8 +858,13 @@ class ImapConnection(asyncio.Protocol):
         return changed
 
     async def logout(self) -> None:
-        """LOGOUT politely (bounded), then close. Never raises."""
-        if self._dead is None and self._transport is not None:
+        """LOGOUT politely (bounded), then close. Never raises.
+
+        Not after a command was cancelled while the server was to say "+" (an
+        interrupted AUTHENTICATE or literal): LOGOUT would be read as its data,
+        and the wait for an answer that never comes would hold up the shutdown.
+        """
+        if self._dead is None and self._transport is not None and self._cont is None:
             try:
                 async with asyncio.timeout(min(self.s.timeout, 5.0)):
                     await self.command(b"LOGOUT")

@@ -135,6 +135,7 @@ class Watch:
 
     def __init__(self, config: Path, interval: float = 1.0) -> None:
         self.lines: list[str] = []
+        self.stop_seconds = 0.0
         argv = ["sync", "--watch", "--interval", str(interval)]
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tui_mail", "--config", str(config), *argv],
@@ -156,11 +157,13 @@ class Watch:
         return "\n".join(self.lines)
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
+        start = time.monotonic()
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
         try:
             return self.proc.wait(15)
         finally:
+            self.stop_seconds = time.monotonic() - start
             if self.proc.poll() is None:
                 self.proc.kill()
                 self.proc.wait(5)
@@ -431,6 +434,8 @@ def test_watch_follows_every_change_within_seconds_and_locks_the_account(
     finally:
         rc = watch.stop()
     assert rc == 0, watch.text  # SIGTERM ends it cleanly
+    # No goodbye waits out a timeout (LOGOUT sent into IDLE once took 5 s).
+    assert watch.stop_seconds < 3, watch.stop_seconds
     assert "Traceback" not in watch.text
     assert "alice: connected" in watch.text
     lock = AccountLock(USER)  # the lock went with it
@@ -457,6 +462,7 @@ def test_watch_shows_offline_and_reconnects_after_the_server_restarts(
         finally:
             rc = watch.stop(signal.SIGINT)  # Ctrl-C
     assert rc == 0, watch.text
+    assert watch.stop_seconds < 3, watch.stop_seconds
     assert watch.text.count("alice: connected") >= 2, watch.text
     assert "Traceback" not in watch.text
 

@@ -7,6 +7,7 @@ never with the code under test.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import imaplib
 import re
@@ -316,3 +317,26 @@ async def test_idle_sees_a_delivery_within_seconds(ms: Mailstack) -> None:
         assert await b.wait_for_push(0.3) is False
     finally:
         await b.close()
+
+
+async def test_close_after_a_cancelled_idle_logs_out_at_once(ms: Mailstack) -> None:
+    """Shutdown cancels the push task mid-IDLE, then closes: the connection must
+    leave IDLE first, or the server takes LOGOUT for a bad DONE and close() waits
+    out its 5 s bound for an answer that never comes (Ctrl-C of `sync --watch`)."""
+    b = make(ms)
+    try:
+        assert await b.wait_for_push(0.3) is False  # the IDLE connection is open
+        waiter = asyncio.create_task(b.wait_for_push(60))
+        await asyncio.sleep(0.3)  # in IDLE now
+        waiter.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiter
+        # Still usable: the server ended the IDLE and answers the next command.
+        assert await b.wait_for_push(0.3) is False
+        waiter = asyncio.create_task(b.wait_for_push(60))
+        await asyncio.sleep(0.3)
+        waiter.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiter
+    finally:
+        await asyncio.wait_for(b.close(), 2.0)  # LOGOUT answered: well inside the 5 s bound

@@ -8,6 +8,7 @@ store; nothing else writes to them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -218,17 +219,30 @@ class AccountWorker:
             while True:
                 command = await self._next_command()
                 if isinstance(command, cmd.Shutdown):
+                    # The push task first: LOGOUT on a connection still in IDLE
+                    # is taken for a bad DONE and never answered.
+                    await self._stop_background()
                     await self._close()
                     self.emit(ev.Done, in_reply_to=command.id)
                     return
                 await self.handle(command)
         finally:
-            for task in (self._watcher, self._checker):
-                if task is not None:
-                    task.cancel()
-            if self._retry is not None:
-                self._retry.cancel()
-            await self._close()
+            await self._stop_background()
+            # Reached with Shutdown done, or cancelled after the grace period: no
+            # more goodbyes, which could each wait for a server that is not answering.
+            await self._close(polite=False)
+
+    async def _stop_background(self) -> None:
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
+        tasks = [t for t in (self._watcher, self._checker) if t is not None]
+        self._watcher = self._checker = None
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
 
     async def _next_command(self) -> cmd.Command:
         """The next command; while none waits, bodies go into full-text search a chunk
@@ -275,14 +289,16 @@ class AccountWorker:
         for text in self.receive.take_alerts():
             self.emit(ev.BackendError, message=f"server alert: {text}", retryable=False)
 
-    async def _close(self) -> None:
+    async def _close(self, *, polite: bool = True) -> None:
+        """Log out (`polite`), or drop the connections without a word (then POP3
+        applies no DELE: the next session marks them again)."""
         if self._seen_ids is not None:
             self._seen_ids.close()
             self._seen_ids = None
         for backend in (self.receive, self.send_backend):
             if backend is not None:
                 try:
-                    await backend.close()
+                    await (backend.close() if polite else backend.abort())
                 except Exception:  # closing is best effort by contract
                     log.debug("close failed", exc_info=True)
         self.connected = False
