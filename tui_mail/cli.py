@@ -395,9 +395,9 @@ def _debug_loggers() -> None:
 
 
 def _log_handler() -> logging.Handler:
+    """Logs go to a file: anything printed would land in the middle of the TUI."""
     import logging
 
-    """Logs go to a file: anything printed would land in the middle of the TUI."""
     try:
         log_dir = paths.state_dir()
         log_dir.mkdir(parents=True, exist_ok=True)
