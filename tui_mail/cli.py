@@ -10,7 +10,7 @@ import argparse
 import contextlib
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from tui_mail import __version__, paths
 from tui_mail.core.errors import ConfigError, MailError
@@ -160,6 +160,33 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status.add_argument("--format", help="a template of {fields} (default: '{summary}')")
     return parser
+
+
+def run() -> NoReturn:
+    """The `tui-mail` command: `main()`, then exit without the interpreter's teardown.
+
+    Freeing every module and object of a finished command cost ~20 ms, a tenth
+    of a no-change sync. Everything that must outlive the process is already
+    durable when main() returns (files fsynced, the index committed and closed),
+    so only what is buffered is flushed here. While another thread is still
+    running, or a flush fails, the normal exit runs instead.
+    """
+    import os
+    import threading
+
+    code = main()
+    if threading.active_count() > 1:
+        raise SystemExit(code)
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):  # a closed pipe: let the normal exit report it
+        raise SystemExit(code) from None
+    if "logging" in sys.modules:
+        import logging
+
+        logging.shutdown()
+    os._exit(code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
