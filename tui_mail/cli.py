@@ -329,6 +329,19 @@ def _run_index_rebuild(args: argparse.Namespace) -> int:
 
 
 def _run_sync(args: argparse.Namespace) -> int:
+    from tui_mail.store import bulk
+
+    # No index yet: this is a first sync, which will index in a helper process. Start
+    # it before our own imports, so both start up at once (store/bulk.py).
+    if not args.dry_run and not paths.index_path().exists():
+        bulk.prestart(paths.index_path())
+    try:
+        return _sync_command(args)
+    finally:
+        bulk.discard_prestarted()
+
+
+def _sync_command(args: argparse.Namespace) -> int:
     import asyncio  # here, not at the top: `tui-mail status` must start fast
 
     from tui_mail.core.commands import Command, FlushOutbox, SyncNow

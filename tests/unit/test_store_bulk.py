@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tui_mail.core.models import ServerId
-from tui_mail.store import account_store
+from tui_mail.store import account_store, bulk
 from tui_mail.store.account_store import AccountStore
 from tui_mail.store.bulk import BulkHelperError, IndexHelper
 from tui_mail.store.index import MailIndex
@@ -227,3 +227,39 @@ def test_the_helper_ends_when_its_parent_closes_the_pipe(tmp_path: Path) -> None
     helper = IndexHelper(tmp_path / "index.sqlite3")
     helper.close()
     assert helper._proc.returncode == 0
+
+
+def test_a_helper_prestarted_before_the_index_exists_serves_the_first_download(
+    tmp_path: Path,
+) -> None:
+    """`tui-mail sync` starts the helper before the index file exists (cli._run_sync):
+    it opens the index at its first batch, and the store's bulk() takes it."""
+    path = tmp_path / "fresh" / "index.sqlite3"
+    bulk.prestart(path)
+    try:
+        assert not path.exists()
+        assert bulk.take_prestarted(tmp_path / "other.sqlite3") is None  # not this index
+        path.parent.mkdir()
+        idx = MailIndex(path)
+        try:
+            store = AccountStore("acct", tmp_path / "mail", idx)
+            with store.bulk(0, early=True):
+                helper = store.bulk_helper
+                assert helper is not None and helper.index_path == path
+                deliver(store, BATCH)
+                assert store.bulk_helper is helper  # no fallback to this process
+            assert gone(helper.pid)
+            assert bulk.take_prestarted(path) is None  # handed out once
+            assert len(table(idx)) == len(BATCH)
+        finally:
+            idx.close()
+    finally:
+        bulk.discard_prestarted()
+
+
+def test_a_prestarted_helper_nobody_takes_is_stopped(tmp_path: Path) -> None:
+    bulk.prestart(tmp_path / "index.sqlite3")
+    helper = bulk._prestarted
+    assert helper is not None
+    bulk.discard_prestarted()
+    assert bulk._prestarted is None and gone(helper.pid)

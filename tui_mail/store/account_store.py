@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,13 @@ from pathlib import Path
 from tui_mail.core.errors import StoreError
 from tui_mail.core.flags import normalise_maildir_letters
 from tui_mail.core.models import Folder, FolderRole, MessageRef, ServerId
-from tui_mail.store.bulk import BulkHelperError, IndexHelper, WrittenFile
+from tui_mail.store.bulk import (
+    BulkHelperError,
+    IndexHelper,
+    WrittenFile,
+    cpus,
+    take_prestarted,
+)
 from tui_mail.store.index import IndexedFile, MailIndex
 from tui_mail.store.maildir import (
     INBOX,
@@ -45,13 +50,6 @@ FTS_CHUNK = 200
 BULK_HELPER_MIN = 1000
 
 log = logging.getLogger(__name__)
-
-
-def _cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 _ROLE_NAMES: dict[str, FolderRole] = {
@@ -199,10 +197,12 @@ class AccountStore:
                 (messages >= BULK_HELPER_MIN or early)
                 and self.bulk_helper is None
                 and not self._bulk_failed
-                and _cpus() > 1
+                and cpus() > 1
             ):
                 try:
-                    self.bulk_helper = IndexHelper(self.index.path)
+                    self.bulk_helper = take_prestarted(self.index.path) or IndexHelper(
+                        self.index.path
+                    )
                 except BulkHelperError as exc:
                     log.warning("account %s: %s; indexing in this process", self.account, exc)
                     self._bulk_failed = True

@@ -63,6 +63,7 @@ class IndexHelper:
 
     def __init__(self, index_path: Path, *, timeout: float = TIMEOUT) -> None:
         self.timeout = timeout
+        self.index_path = index_path
         self._lock = threading.Lock()
         self._closed = False
         try:
@@ -158,6 +159,52 @@ class IndexHelper:
             proc.stdout.close()
 
 
+def cpus() -> int:
+    """Cores this process may run on: with one, a helper would only take turns with us."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+_prestarted: IndexHelper | None = None
+
+
+def prestart(index_path: Path) -> None:
+    """Start the helper for `index_path` now, for `take_prestarted` to hand out later.
+
+    A first sync knows it will want one before it has imported the sync code:
+    started then, the helper's own start-up (an interpreter and the index
+    modules, ~80 ms of CPU) runs on the other core during ours, instead of
+    competing with the server for it while the first messages arrive. Quietly
+    does nothing when a helper cannot start; the store then starts its own.
+    """
+    global _prestarted
+    if _prestarted is None and cpus() > 1:
+        try:
+            _prestarted = IndexHelper(index_path)
+        except BulkHelperError:
+            pass
+
+
+def take_prestarted(index_path: Path) -> IndexHelper | None:
+    """The helper `prestart` began for this index, once; None if there is none."""
+    global _prestarted
+    helper = _prestarted
+    if helper is None or helper.index_path != index_path:
+        return None
+    _prestarted = None
+    return helper
+
+
+def discard_prestarted() -> None:
+    """Stop a prestarted helper nobody took (the command ended without a download)."""
+    global _prestarted
+    helper, _prestarted = _prestarted, None
+    if helper is not None:
+        helper.close()
+
+
 def _read_exact(fd: int, n: int, deadline: float) -> bytes:
     """n bytes from the pipe, or BulkHelperError on EOF or after the deadline."""
     chunks: list[bytes] = []
@@ -182,7 +229,9 @@ def _serve(index_path: str) -> None:
     from tui_mail.store.maildir import child_path
     from tui_mail.store.parse import parse_headers
 
-    index = MailIndex(Path(index_path), attach=True)
+    # Opened at the first batch: a helper started with the command (prestart) runs
+    # before the index file has its schema.
+    index: MailIndex | None = None
     rd, wr = sys.stdin.buffer, sys.stdout.buffer
     dirs: dict[str, Path] = {}
 
@@ -206,6 +255,8 @@ def _serve(index_path: str) -> None:
             reply: tuple[str, object]
             try:
                 account, folder, rows = pickle.loads(payload)
+                if index is None:
+                    index = MailIndex(Path(index_path), attach=True)
                 items = [
                     (
                         StoredFile(folder, key, subdir, flags, path_of(path), size, mtime),
@@ -223,7 +274,8 @@ def _serve(index_path: str) -> None:
     finally:
         # No PRAGMA optimize here (an ANALYZE of a fresh download would hold up the
         # parent waiting for us to exit): the index's owner runs it when it closes.
-        index.close(optimize=False)
+        if index is not None:
+            index.close(optimize=False)
 
 
 def main() -> int:
