@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import imaplib
+import logging
 import mailbox
 import re
 import time
@@ -175,6 +176,35 @@ async def test_200_messages_byte_identical_then_nothing_to_do(
         before = b.commands_sent
         assert (await sync_account(b, store)).fetched == 0
         assert b.commands_sent - before <= 1 + len(store.folders())
+    finally:
+        await b.close()
+
+
+async def test_empty_folders_are_not_selected_and_their_first_mail_still_arrives(
+    ms: Mailstack, store: AccountStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A first sync takes an empty folder's state from STATUS instead of selecting
+    it; the state it saves must still find the folder's first message later."""
+    deliver_lmtp(ms, USER, sample(0))
+    caplog.set_level(logging.DEBUG, logger="tui_mail.backends.imap.client")
+    b = make(ms)
+    try:
+        await sync_account(b, store)
+        selected = re.findall(r"> T\d+ (SELECT|EXAMINE)", caplog.text)
+        assert selected == ["SELECT"], caplog.text  # INBOX only, not Sent, Drafts, Trash...
+        assert {f.name for f in store.folders()} >= {"INBOX", "Sent", "Drafts", "Trash"}
+
+        c = imap(ms)
+        c.append("Trash", "(\\Seen)", None, sample(1))
+        c.logout()
+        result = await sync_account(b, store)
+        assert result.fetched == 1 and not result.errors
+        trash = local_files(store, "Trash")
+        assert list(trash) == ["<sync-1@tui-mail.test>"]
+        assert trash["<sync-1@tui-mail.test>"][0][1] == "S"
+        # And the folders still empty were left alone by STATUS alone.
+        unchanged = {f.folder for f in result.folders if f.unchanged}
+        assert {"Sent", "Drafts"} <= unchanged
     finally:
         await b.close()
 
