@@ -154,7 +154,8 @@ class Framer:
                 self._need = -1
             nl = buf.find(b"\n", self._scan)
             if nl < 0:
-                if len(buf) - self._pos > limits.max_line:
+                # +1: the line's CR may be here while its LF has not arrived yet.
+                if len(buf) - self._pos > limits.max_line + 1:
                     raise ProtocolError(
                         f"the IMAP server sent a line longer than {limits.max_line} bytes"
                     )

@@ -88,6 +88,12 @@ def test_line_over_limit_is_a_protocol_error_even_without_newline() -> None:
     with pytest.raises(ProtocolError, match="line longer"):
         frames(b"* OK " + b"x" * 200 + b"\r\n", limits)
     assert frames(b"* OK " + b"x" * 90 + b"\r\n", limits)  # at the limit is fine
+    # At the limit with its CR and LF in different reads: the same line, the same answer.
+    at_limit = b"* OK " + b"x" * 95
+    for chunk in (1, 7, 100, 101):
+        assert frames(at_limit + b"\r\n", limits, chunk=chunk) == [[at_limit]], chunk
+    with pytest.raises(ProtocolError, match="line longer"):
+        frames(at_limit + b"xx", limits, chunk=101)  # no CR: over the limit, refused unfinished
 
 
 def test_literal_over_limit_is_refused_before_reading_it() -> None:
