@@ -590,13 +590,18 @@ async def test_download_through_the_index_helper_then_a_cut_and_a_rerun(
         await b.close()
 
 
+@pytest.mark.parametrize("fail_after", [0.0, 0.5])
 async def test_state_is_saved_after_the_rows_while_the_next_folder_downloads(
-    ms: Mailstack, store: AccountStore, monkeypatch: pytest.MonkeyPatch
+    ms: Mailstack, store: AccountStore, monkeypatch: pytest.MonkeyPatch, fail_after: float
 ) -> None:
     """sync_account saves a folder's last rows and its state while the next folder is
     selected and fetched: each state is saved only once every row of the folder is
     committed, the counts come out whole, and a last batch that fails to index leaves
-    that folder's state unsaved (the rerun completes it, no copy twice)."""
+    that folder's state unsaved (the rerun completes it, no copy twice).
+
+    `fail_after`: the failing batch takes that long first, so the failure is seen
+    after the next folder finished downloading, with its own last rows pending
+    (they take twice as long): the run must wait for them, not leave them running."""
     from tui_mail.store import account_store
 
     monkeypatch.setattr(account_store, "BULK_HELPER_MIN", 1)
@@ -636,7 +641,10 @@ async def test_state_is_saved_after_the_rows_while_the_next_folder_downloads(
     def index_files(folder: str, written: list) -> list[MessageRef]:  # type: ignore[type-arg]
         if folder == "Bulk" and len(written) < 7 and not failed:  # its last batch, once
             failed.append(folder)
+            time.sleep(fail_after)  # in the indexing thread
             raise OSError("disk full")
+        if folder == "More" and len(written) < 7:
+            time.sleep(2 * fail_after)  # the next folder's last rows: still pending then
         return real_index(folder, written)
 
     monkeypatch.setattr(store, "index_files", index_files)
@@ -645,6 +653,8 @@ async def test_state_is_saved_after_the_rows_while_the_next_folder_downloads(
     try:
         with pytest.raises(OSError, match="disk full"):
             await sync_account(b, store)
+        # Nothing of the run goes on behind the error (the next folder's last rows).
+        assert asyncio.all_tasks() == {asyncio.current_task()}
         states = {s.name: s for s in index.folder_states(USER)}
         assert at_save.get("INBOX") == [40]  # every row was in before the state
         assert states["INBOX"].uidvalidity is not None

@@ -866,8 +866,13 @@ async def _sync_account(
                 continue
             finally:
                 if mine:  # one pending at a time; the one before is done by now in practice
-                    await settle()
-                    tails.extend(mine)
+                    try:
+                        await settle()
+                    finally:
+                        # Even when the folder before failed: this one's last rows
+                        # and state are still being saved, and are waited for below
+                        # before the error ends the run (never left running behind it).
+                        tails.extend(mine)
             if res.errors:
                 result.errors[f.name] = "; ".join(res.errors)
             result.folders.append(res)
