@@ -258,3 +258,22 @@ async def test_one_account_saved_search_without_unified_inbox(
         assert "Searches" in screen_text(app)
         await open_virtual(pilot, app, "Unread")
         assert sorted(shown_ids(app)) == sorted(r[0] for r in unread_rows)
+
+
+async def test_escape_from_a_virtual_folder_returns_to_the_folder_open_before(
+    demo_config: AppConfig, event_log: EventLog, tmp_path: Path
+) -> None:
+    config = two_accounts(demo_config, tmp_path, SEARCHES)
+    app = MailApp(config)
+    async with app.run_test(size=SIZE, message_hook=event_log) as pilot:
+        await wait_synced(pilot, event_log, {"demo", WORK})
+        app.main.open_folder(WORK, "Archive", focus_list=True)
+        await wait_for(pilot, lambda: app.main.messages.folder == "Archive")
+        await open_virtual(pilot, app, "Flagged")
+        app.main.messages.focus()
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.main.messages.source, VirtualSource))
+        # Not the first account's INBOX: where the user was.
+        assert (app.main.messages.account, app.main.messages.folder) == (WORK, "Archive")
+        row = app.main.folders.selected
+        assert row is not None and (row.account, row.name) == (WORK, "Archive")

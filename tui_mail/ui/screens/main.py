@@ -142,6 +142,9 @@ class MainScreen(Screen[None]):
         self.index: Any = None
         self.stores: dict[str, Any] = {}
         self.shown: tuple[str, str] | None = None  # (account, folder) in the list
+        # The real folder last shown: Esc from a search or a virtual folder goes back
+        # there (the pane's highlight is on the virtual row, not on a folder).
+        self.last_folder: tuple[str, str] | None = None
         self.search_text: str | None = None  # set while the list shows search results
         # A server search in flight: command id -> account, and the ids found so far.
         self._server_pending: dict[int, str] = {}
@@ -245,7 +248,7 @@ class MainScreen(Screen[None]):
             self.messages.focus()
         if self.shown == (account, folder) and self.search_text is None:
             return
-        self.shown = (account, folder)
+        self.shown = self.last_folder = (account, folder)
         self.search_text = None
         self.close_message()
         if self.index is not None:
@@ -908,6 +911,8 @@ class MainScreen(Screen[None]):
         row = self.folders.selected
         if row is not None:
             return row.account, row.name
+        if self.last_folder is not None:
+            return self.last_folder
         account = next(iter(self.config.accounts))
         return account, "INBOX"
 
