@@ -277,3 +277,43 @@ async def test_escape_from_a_virtual_folder_returns_to_the_folder_open_before(
         assert (app.main.messages.account, app.main.messages.folder) == (WORK, "Archive")
         row = app.main.folders.selected
         assert row is not None and (row.account, row.name) == (WORK, "Archive")
+
+
+async def test_an_account_added_while_running_syncs_without_a_restart(
+    demo_config: AppConfig, event_log: EventLog, tmp_path: Path
+) -> None:
+    """What the setup screen's save leads to (MailApp.add_account_from): the new
+    account from the config file gets its worker, folders, counts and the unified
+    inbox, with the app running."""
+    work = _work_account(tmp_path)
+    config_file = tmp_path / "config.toml"
+    config_file.write_text(
+        f'[accounts.{WORK}]\nemail = "me@work.example"\n'
+        f'[accounts.{WORK}.receive]\nbackend = "maildir"\npath = "{work.receive.path}"\n'
+        f'[accounts.{WORK}.send]\nbackend = "local"\npath = "{tmp_path / "delivered"}"\n'
+    )
+    app = MailApp(demo_config)
+    async with app.run_test(size=SIZE, message_hook=event_log) as pilot:
+        await wait_synced(pilot, event_log, {"demo"})
+        assert virtual_names(app) == []  # one account: no unified inbox yet
+        app.add_account_from(config_file, WORK)
+        await wait_synced(pilot, event_log, {"demo", WORK})
+        folders = app.main.folders
+        await wait_for(
+            pilot,
+            lambda: (
+                {(r.account, r.name) for r in folders.rows if r.kind == "folder"}
+                >= {(WORK, "INBOX"), (WORK, "Archive")}
+            ),
+        )
+        assert virtual_names(app) == ["Unified inbox"]
+        app.main.open_folder(WORK, "INBOX", focus_list=True)
+        await wait_for(pilot, lambda: app.main.messages.count == 3)
+        assert "work unread one" in screen_text(app)
+        assert WORK in app.config.accounts and WORK in app.bridge.runtime.workers
+        # Added twice (a second save of the same name): said, not crashed.
+        app.add_account_from(config_file, WORK)
+        await pilot.pause()
+        status = app.main.status
+        assert status.notice == f"account {WORK} is already running" and status.notice_is_error
+        assert list(app.bridge.runtime.workers) == ["demo", WORK]

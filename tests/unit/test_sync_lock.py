@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -61,3 +62,49 @@ def test_a_killed_holder_leaves_no_stale_lock() -> None:
     lock = AccountLock("work")
     lock.acquire()  # the kernel dropped the dead holder's lock
     lock.release()
+
+
+async def test_an_account_added_to_a_running_runtime_is_locked_like_the_others(
+    tmp_path: Path,
+) -> None:
+    """Runtime.add_account (the TUI's setup screen): a server account another process
+    syncs is refused with the lock's message and nothing of it starts; once free,
+    it runs beside the first."""
+    from tui_mail.config.schema import AccountConfig, AppConfig, EndpointConfig
+    from tui_mail.core import events as ev
+    from tui_mail.sync.runtime import Runtime
+
+    def local(name: str) -> AccountConfig:
+        receive = EndpointConfig(backend="maildir", path=tmp_path / name)
+        send = EndpointConfig(backend="local", path=tmp_path / f"{name}-out")
+        return AccountConfig(name, f"{name}@example.org", receive, send)
+
+    imap = AccountConfig(
+        "work",
+        "me@work.example",
+        EndpointConfig(backend="imap", host="127.0.0.1", port=1, user="me", password="x"),
+        EndpointConfig(backend="local", path=tmp_path / "work-out"),
+    )
+    events: list[ev.Event] = []
+    config = AppConfig(None, {"home": local("home")})
+    runtime = Runtime(config, tmp_path / "index.sqlite3")
+    other = AccountLock("work")  # as another tui-mail process holds it
+    other.acquire()
+    try:
+        await runtime.start(events.append, initial_sync=False, poll=False, connect=False)
+        with pytest.raises(AccountLocked, match="'work' is locked"):
+            runtime.add_account(imap)
+        assert list(runtime.workers) == ["home"] and "work" not in runtime.stores
+        other.release()
+        runtime.add_account(imap)
+        assert list(runtime.workers) == ["home", "work"]
+        with pytest.raises(Exception, match="already running"):
+            runtime.add_account(imap)
+        with pytest.raises(AccountLocked):  # now held by this runtime
+            AccountLock("work").acquire()
+    finally:
+        other.release()
+        await runtime.stop()
+    free = AccountLock("work")  # stop() let it go
+    free.acquire()
+    free.release()

@@ -48,6 +48,9 @@ class Runtime:
         self.workers: dict[str, AccountWorker] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._locks: list[AccountLock] = []
+        # What start() was given, for accounts added later (add_account).
+        self._emit: Emit | None = None
+        self._start_args: tuple[bool, bool, bool, float | None] | None = None
         self._backends: dict[str, tuple[ReceiveBackend | None, SendBackend | None, str | None]] = {}
         self._accounts = {
             name: account
@@ -76,42 +79,71 @@ class Runtime:
         connecting to its first command. Raises AccountLocked when another
         process syncs one of the accounts (nothing is started then).
         """
-        self._lock_accounts()
-        emit = _noting_connections(emit)
-        for name, account in self._accounts.items():
-            receive, send, error = self._backends[name]
-            worker = AccountWorker(
-                account,
-                self.stores[name],
-                emit,
-                receive,
-                send,
-                error,
-                poll=poll,
-                check_interval=check_interval,
-            )
-            self.workers[name] = worker
-            self._tasks.append(asyncio.create_task(worker.run(), name=f"account:{name}"))
-            if error is None:
-                if connect:
-                    worker.submit(cmd.Connect())
-                if initial_sync:
-                    worker.submit(cmd.SyncNow())
-            worker.submit(cmd.ListFolders())
+        self._lock_accounts(list(self._accounts))
+        self._emit = _noting_connections(emit)
+        self._start_args = (initial_sync, poll, connect, check_interval)
+        for name in self._accounts:
+            self._start_worker(name)
 
-    def _lock_accounts(self) -> None:
-        """Server accounts only: a Maildir account's tree has no second copy to race on."""
+    def _start_worker(self, name: str) -> None:
+        assert self._emit is not None and self._start_args is not None
+        initial_sync, poll, connect, check_interval = self._start_args
+        receive, send, error = self._backends[name]
+        worker = AccountWorker(
+            self._accounts[name],
+            self.stores[name],
+            self._emit,
+            receive,
+            send,
+            error,
+            poll=poll,
+            check_interval=check_interval,
+        )
+        self.workers[name] = worker
+        self._tasks.append(asyncio.create_task(worker.run(), name=f"account:{name}"))
+        if error is None:
+            if connect:
+                worker.submit(cmd.Connect())
+            if initial_sync:
+                worker.submit(cmd.SyncNow())
+        worker.submit(cmd.ListFolders())
+
+    def add_account(self, account: AccountConfig) -> None:
+        """Run one more account (one the setup screen just wrote to the config file)
+        as start() ran the others. MailError (AccountLocked among them) when it is
+        already running or another process syncs it; nothing is started then."""
+        name = account.name
+        if name in self._accounts:
+            raise MailError(f"account {name!r} is already running")
+        if self._start_args is None:
+            raise MailError("the accounts are not started yet")
+        receive, send, error = _build_backends(account)
+        self._accounts[name] = account
+        self._backends[name] = (receive, send, error)
         try:
-            for name in self._accounts:
+            self._lock_accounts([name])
+        except MailError:
+            del self._accounts[name], self._backends[name]
+            raise
+        self.stores[name] = AccountStore(name, store_root(account, receive), self.index)
+        self._start_worker(name)
+
+    def _lock_accounts(self, names: list[str]) -> None:
+        """Server accounts only: a Maildir account's tree has no second copy to race on."""
+        taken: list[AccountLock] = []
+        try:
+            for name in names:
                 receive = self._backends[name][0]
                 if receive is None or receive.has(Capability.LOCAL_STORE):
                     continue
                 lock = AccountLock(name)
                 lock.acquire()
-                self._locks.append(lock)
+                taken.append(lock)
         except MailError:
-            self._release()
+            for lock in taken:
+                lock.release()
             raise
+        self._locks.extend(taken)
 
     def _release(self) -> None:
         for lock in self._locks:

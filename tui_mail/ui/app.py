@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar
 
 from textual.app import App
@@ -141,10 +142,37 @@ class MailApp(App[int]):
 
         def added(name: str | None) -> None:
             if name:
-                # The workers were built from the old file; a restart reads the new one.
-                self.main.show_notice(f"account {name} added to {target}: restart to use it")
+                self.add_account_from(target, name)
 
         self.push_screen(SetupScreen(target), added)
+
+    def add_account_from(self, config_path: Path, name: str) -> None:
+        """Read account `name` from the config file (the setup screen just wrote it)
+        and run it beside the others: its folders appear and it syncs, no restart."""
+        from dataclasses import replace
+
+        from tui_mail.config.load import load_config
+
+        if name in self.config.accounts:
+            self.main.show_notice(f"account {name} is already running", error=True)
+            return
+        try:
+            account = load_config(config_path).accounts[name]
+        except Exception as exc:  # a file we cannot read back: say so, keep running
+            self.main.show_notice(
+                f"account {name} added to {config_path}, but reading it back failed"
+                f" ({exc}): restart to use it",
+                error=True,
+            )
+            return
+        problem = self.bridge.add_account(account)
+        if problem is not None:
+            self.main.show_notice(f"account {name}: {problem}: restart to use it", error=True)
+            return
+        self.config = replace(self.config, accounts={**self.config.accounts, name: account})
+        self.bridge.config = self.config
+        self.main.add_account(self.config, name, self.bridge.stores)
+        self.main.show_notice(f"account {name} added to {config_path}")
 
     def action_sync_now(self) -> None:
         self.main.sync_now()

@@ -28,7 +28,7 @@ from tui_mail.ui.messages import ErrorEvent, wrap
 if TYPE_CHECKING:
     from textual.message_pump import MessagePump
 
-    from tui_mail.config.schema import AppConfig
+    from tui_mail.config.schema import AccountConfig, AppConfig
 
 PROGRESS_INTERVAL = 0.05
 _TERMINAL = (ev.Done, ev.Failed, ev.Cancelled, ev.UnsupportedReply)
@@ -113,6 +113,16 @@ class Bridge:
             pass
         except Exception:  # shutting down: nothing useful to show any more
             pass
+
+    def add_account(self, account: AccountConfig) -> str | None:
+        """Start a worker for an account added while running; why not, or None."""
+        if self.runtime is None or not self._started:
+            return "the accounts are not started yet"
+        try:
+            self.runtime.add_account(account)
+        except Exception as exc:  # AccountLocked, a store that cannot be made: one line
+            return str(exc) or type(exc).__name__
+        return None
 
     # --- commands ------------------------------------------------------------------
 

@@ -216,6 +216,15 @@ class MainScreen(Screen[None]):
         if self.shown is None and self.search_text is None:
             self._open_first_folder()
 
+    def add_account(self, config: AppConfig, account: str, stores: dict[str, Any]) -> None:
+        """An account started while running (the setup screen): pane rows, status, counts."""
+        self.config = config
+        self.stores = stores
+        self.folders.add_account(account)
+        self.status.account(account)
+        self.virtual.mount()  # a second account brings the unified inbox
+        self._refresh_counts(account)
+
     def _refresh_counts(self, account: str) -> None:
         if self.index is None:
             return
