@@ -425,3 +425,26 @@ def test_version_1_index_is_upgraded_in_place(tmp_path: Path) -> None:
         (str(SCHEMA_VERSION),)
     ]
     again.close()
+
+
+def test_version_3_index_gets_the_subject_date_index_in_place(tmp_path: Path) -> None:
+    db = tmp_path / "index.sqlite3"
+    index = MailIndex.open(db)
+    store = AccountStore("acct", tmp_path / "mail", index)
+    ref = store.deliver("INBOX", _raw(1))
+    index.close()
+    with sqlite3.connect(db) as conn:  # what a version 3 index looked like
+        conn.execute("DROP INDEX messages_by_subject_date")
+        conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
+    conn.close()
+    again = MailIndex.open(db)
+    try:
+        assert again.was_reset is False
+        assert again.search("acct", "number1") == [ref.id]  # the rows were kept
+        names = {r[0] for r in again.execute_read("SELECT name FROM sqlite_master")}
+        assert "messages_by_subject_date" in names
+        assert again.execute_read("SELECT value FROM meta WHERE key = 'schema_version'") == [
+            (str(SCHEMA_VERSION),)
+        ]
+    finally:
+        again.close()

@@ -528,3 +528,24 @@ def test_index_threads_match_the_reference(
     finally:
         fast.close()
         slow.close()
+
+
+def test_the_subject_lookup_reads_only_the_date_window(tmp_path: Path) -> None:
+    """A subject that recurs (cron mail) must not cost every row of it per batch:
+    the lookup walks (account, sort_subject, date), bounded on both sides."""
+    from tui_mail.search.threads import _SUBJECT_LOOKUP
+
+    index = MailIndex(tmp_path / "index.sqlite3")
+    index.close()
+    conn = sqlite3.connect(tmp_path / "index.sqlite3")
+    try:
+        plan = " ".join(
+            str(row[3])
+            for row in conn.execute(
+                "EXPLAIN QUERY PLAN " + _SUBJECT_LOOKUP, ("a", '["x"]', 1, 2, '["x"]')
+            )
+        )
+    finally:
+        conn.close()
+    assert "USING INDEX messages_by_subject_date" in plan, plan
+    assert "date>? AND date<?" in plan, plan
