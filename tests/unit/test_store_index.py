@@ -448,3 +448,26 @@ def test_version_3_index_gets_the_subject_date_index_in_place(tmp_path: Path) ->
         ]
     finally:
         again.close()
+
+
+def test_fill_fts_reads_a_body_up_to_the_parse_limit_and_empty_files(tmp_path: Path) -> None:
+    """The full-text pass reads each file by its size, never past MAX_PARSE_BYTES."""
+    from tui_mail.store.parse import MAX_PARSE_BYTES
+
+    index = MailIndex.open(tmp_path / "index.sqlite3")
+    try:
+        store = AccountStore("acct", tmp_path / "mail", index)
+        head = b"Subject: big\r\nMessage-ID: <big@example.org>\r\n\r\nnearthestart\r\n"
+        filler = b"x" * 70 + b"\r\n"
+        body = filler * (MAX_PARSE_BYTES // len(filler) + 10) + b"pastthelimit\r\n"
+        big, small = store.deliver_many("INBOX", [(head + body, "", None), (_raw(1), "", None)])
+        empty = store.deliver_many("INBOX", [(b"", "", None)])[0]
+        while store.fill_fts(1000):
+            pass
+        assert index.fts_pending_count("acct") == 0
+        assert index.search("acct", "nearthestart") == [big.id]
+        assert index.search("acct", "pastthelimit") == []  # beyond what is parsed
+        assert index.search("acct", "number1") == [small.id]
+        assert empty.id is not None
+    finally:
+        index.close()

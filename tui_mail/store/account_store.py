@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -279,8 +280,11 @@ class AccountStore:
         for _ in range(2):
             try:
                 with open(path, "rb") as fh:
-                    # parse_body reads no further than this anyway.
-                    return parse_body(fh.read(MAX_PARSE_BYTES))
+                    # parse_body reads no further than MAX_PARSE_BYTES anyway. Asked for
+                    # that much, read() allocates it first: 2 MiB per small message
+                    # cost more than the rest of reading it (27 vs 10 us).
+                    size = os.fstat(fh.fileno()).st_size
+                    return parse_body(fh.read(min(size, MAX_PARSE_BYTES) or MAX_PARSE_BYTES))
             except FileNotFoundError:
                 try:
                     found = self.maildir.locate(folder, key)
