@@ -166,10 +166,12 @@ def run() -> NoReturn:
     """The `tui-mail` command: `main()`, then exit without the interpreter's teardown.
 
     Freeing every module and object of a finished command cost ~20 ms, a tenth
-    of a no-change sync. Everything that must outlive the process is already
-    durable when main() returns (files fsynced, the index committed and closed),
-    so only what is buffered is flushed here. While another thread is still
-    running, or a flush fails, the normal exit runs instead.
+    of a no-change sync. What must outlive the process is durable before
+    main() returns: message files are fsynced before their rows are committed,
+    and SQLite's WAL keeps every commit (a connection left open only skips its
+    checkpoint, which the next open runs). So only what is buffered is flushed
+    here. While another thread is still running, or a flush fails, the normal
+    exit runs instead; atexit handlers are skipped (the code registers none).
     """
     import os
     import threading
@@ -178,8 +180,9 @@ def run() -> NoReturn:
     if threading.active_count() > 1:
         raise SystemExit(code)
     try:
-        sys.stdout.flush()
-        sys.stderr.flush()
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:  # None: started with that descriptor closed
+                stream.flush()
     except (OSError, ValueError):  # a closed pipe: let the normal exit report it
         raise SystemExit(code) from None
     if "logging" in sys.modules:
