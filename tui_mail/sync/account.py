@@ -8,7 +8,6 @@ store; nothing else writes to them.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -240,9 +239,13 @@ class AccountWorker:
         self._watcher = self._checker = None
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if tasks:
+            # wait(), not awaiting each: their ends (cancelled, an error) stay theirs,
+            # while a cancel of this worker itself still ends the wait.
+            await asyncio.wait(tasks)
+            for task in tasks:
+                if not task.cancelled() and (exc := task.exception()) is not None:
+                    log.debug("account %s: background task failed", self.name, exc_info=exc)
 
     async def _next_command(self) -> cmd.Command:
         """The next command; while none waits, bodies go into full-text search a chunk
