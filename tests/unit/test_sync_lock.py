@@ -70,6 +70,7 @@ async def test_an_account_added_to_a_running_runtime_is_locked_like_the_others(
     """Runtime.add_account (the TUI's setup screen): a server account another process
     syncs is refused with the lock's message and nothing of it starts; once free,
     it runs beside the first."""
+    from tui_mail import paths
     from tui_mail.config.schema import AccountConfig, AppConfig, EndpointConfig
     from tui_mail.core import events as ev
     from tui_mail.sync.runtime import Runtime
@@ -96,6 +97,18 @@ async def test_an_account_added_to_a_running_runtime_is_locked_like_the_others(
             runtime.add_account(imap)
         assert list(runtime.workers) == ["home"] and "work" not in runtime.stores
         other.release()
+        # A store that cannot be made (a file where its folder goes): refused, and
+        # neither its lock nor its name is left behind.
+        blocker = paths.mail_root("work")
+        blocker.parent.mkdir(parents=True, exist_ok=True)
+        blocker.write_text("in the way")
+        with pytest.raises(Exception):  # noqa: B017 - whatever the store raises
+            runtime.add_account(imap)
+        assert list(runtime.workers) == ["home"] and "work" not in runtime.stores
+        probe = AccountLock("work")
+        probe.acquire()  # released: another process could sync it now
+        probe.release()
+        blocker.unlink()
         runtime.add_account(imap)
         assert list(runtime.workers) == ["home", "work"]
         with pytest.raises(Exception, match="already running"):

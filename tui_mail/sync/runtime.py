@@ -120,13 +120,21 @@ class Runtime:
         receive, send, error = _build_backends(account)
         self._accounts[name] = account
         self._backends[name] = (receive, send, error)
+        held = len(self._locks)
         try:
             self._lock_accounts([name])
-        except MailError:
-            del self._accounts[name], self._backends[name]
+            self.stores[name] = AccountStore(name, store_root(account, receive), self.index)
+            self._start_worker(name)
+        except Exception:
+            # Nothing of it stays: not its lock (another process may sync it), nor
+            # its name (a retry would be told it is already running).
+            for lock in self._locks[held:]:
+                lock.release()
+            del self._locks[held:]
+            self._accounts.pop(name, None)
+            self._backends.pop(name, None)
+            self.stores.pop(name, None)
             raise
-        self.stores[name] = AccountStore(name, store_root(account, receive), self.index)
-        self._start_worker(name)
 
     def _lock_accounts(self, names: list[str]) -> None:
         """Server accounts only: a Maildir account's tree has no second copy to race on."""
