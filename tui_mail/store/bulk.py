@@ -198,11 +198,16 @@ def take_prestarted(index_path: Path) -> IndexHelper | None:
 
 
 def discard_prestarted() -> None:
-    """Stop a prestarted helper nobody took (the command ended without a download)."""
+    """Stop a prestarted helper nobody took (the command ended without a download).
+
+    Killed, not closed: it has done no work, and closing would wait for it to
+    finish starting up (a config error on a first run would wait for that).
+    """
     global _prestarted
     helper, _prestarted = _prestarted, None
     if helper is not None:
-        helper.close()
+        with helper._lock:
+            helper._stop(kill=True)
 
 
 def _read_exact(fd: int, n: int, deadline: float) -> bytes:
