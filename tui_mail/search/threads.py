@@ -60,7 +60,8 @@ WHERE r.ref = j.value AND r.account = ?1 AND m.id = r.msg AND m.thread_id IS NOT
 """
 _ID_BY_POSITION = _ID_LOOKUP.format(ident="j.key")
 _ID_BY_TEXT = _ID_LOOKUP.format(ident="j.value")
-# Through the (account, folder, sort_subject) index: one seek per folder and subject.
+# Through the (account, sort_subject, date) index: one bounded range per subject,
+# the rows of the date window only (a subject that recurs has many more).
 # Every candidate of the subjects in ?5, which a reference-less "Re:" of the batch
 # looks up; of the other subjects only reference-less ones with a ":", the only
 # kind an original joins. A subject without such a candidate joins nothing, so its

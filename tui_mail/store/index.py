@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # annotations only: reading the index needs no parser (email,
     from tui_mail.store.maildir import StoredFile
     from tui_mail.store.parse import ParsedHeaders
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 3
 SORTS = {"date": "date", "from": "sort_from", "subject": "sort_subject", "size": "size"}
 # Parents looked at for threading: In-Reply-To, the thread root and the nearest
 # few references. Enough to join a thread even with gaps, and it keeps the
@@ -179,7 +179,7 @@ _FTS_INSERT = (
     "INSERT INTO messages_fts(rowid, subject, sender, recipients, body) VALUES (?, ?, ?, ?, ?)"
 )
 # Schema upgrades in place, by the version they start from: each is a script run
-# in one write transaction. Versions 1 -> 2 and 3 -> 4 only add a table or an index.
+# in one write transaction. Version 1 -> 2 only adds a table.
 _MIGRATIONS = {
     1: "CREATE TABLE IF NOT EXISTS fts_pending(id INTEGER PRIMARY KEY);",
     # 2 -> 3: FTS5 cannot add prefix indexes to a table, so the full-text table is
@@ -194,9 +194,15 @@ INSERT INTO messages_fts_v3(rowid, subject, sender, recipients, body)
 DROP TABLE messages_fts;
 ALTER TABLE messages_fts_v3 RENAME TO messages_fts;
 """,
-    # 3 -> 4: the subject lookup of threading gets its date (a few seconds per 100k).
-    3: "CREATE INDEX IF NOT EXISTS messages_by_subject_date"
-    " ON messages(account, sort_subject, date);",
+}
+# Indexes added since: made on open when missing, without a new schema version, so
+# an older tui-mail opening the file still knows it (an unknown version would be
+# moved aside and rebuilt, journal and all). A few seconds per 100k messages, once.
+_ADDED_INDEXES = {
+    "messages_by_subject_date": (
+        "CREATE INDEX IF NOT EXISTS messages_by_subject_date"
+        " ON messages(account, sort_subject, date)"
+    ),
 }
 _BUMP = (
     "INSERT INTO folder_stats(account, folder, total, unread) VALUES (?, ?, ?, ?)"
@@ -404,9 +410,11 @@ class MailIndex:
                 conn.execute("SELECT id FROM journal LIMIT 1").fetchall()
             except sqlite3.OperationalError as exc:
                 raise _NeedsReset(f"incomplete schema: {exc}") from exc
+            self._add_indexes(conn)
             return
         if version in _MIGRATIONS:
             self._migrate(conn)
+            self._add_indexes(conn)
             return
         if version is not None:
             raise _NeedsReset(f"schema version {version}, expected {SCHEMA_VERSION}")
@@ -423,6 +431,23 @@ class MailIndex:
             conn.execute(
                 "INSERT INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    @staticmethod
+    def _add_indexes(conn: sqlite3.Connection) -> None:
+        have = {
+            str(r[0]) for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+        }
+        missing = [sql for name, sql in _ADDED_INDEXES.items() if name not in have]
+        if not missing:
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for sql in missing:  # IF NOT EXISTS: another process may have just made it
+                conn.execute(sql)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
