@@ -230,6 +230,9 @@ class ImapReceiveBackend(ReceiveBackend):
             key_path=key,
         )
         self.skipped: dict[str, list[tuple[int, int]]] = {}  # folder -> [(uid, size)] too big
+        # folder -> (UIDVALIDITY, UIDNEXT, SIZE) from the last STATUS=SIZE answer: every
+        # message below that UIDNEXT was counted in SIZE (see _too_large).
+        self._status_sizes: dict[str, tuple[int, int, int]] = {}
         self._conn: ImapConnection | None = None
         self._idle: ImapConnection | None = None
         self._idle_folder: str | None = None
@@ -484,7 +487,12 @@ class ImapReceiveBackend(ReceiveBackend):
         SELECT of it then reports the error properly) and the selected one.
         """
         conn = await self._main()
-        items = b"(MESSAGES UIDNEXT UIDVALIDITY" + (b" HIGHESTMODSEQ)" if self._condstore else b")")
+        items = b"(MESSAGES UIDNEXT UIDVALIDITY"
+        if self._condstore:
+            items += b" HIGHESTMODSEQ"
+        if "STATUS=SIZE" in self._server_caps:
+            items += b" SIZE"  # RFC 8438: lets _too_large skip its SEARCH
+        items += b")"
         wires = [(f, await self._wire(f)) for f in folders]
         # STATUS of the selected folder may describe the session's view of it, not
         # the folder now (Dovecot answers from the view until the next NOOP): leave
@@ -510,6 +518,9 @@ class ImapReceiveBackend(ReceiveBackend):
                     continue
                 # HIGHESTMODSEQ 0: the folder keeps no mod-sequences (RFC 7162 3.1.2.1).
                 modseq = values.get("HIGHESTMODSEQ") or None
+                uidnext, size = values.get("UIDNEXT"), values.get("SIZE")
+                if uidnext is not None and size is not None:
+                    self._status_sizes[folder] = (validity, uidnext, size)
                 out[folder] = FolderState(
                     uidvalidity=validity,
                     uidnext=values.get("UIDNEXT"),
@@ -586,8 +597,20 @@ class ImapReceiveBackend(ReceiveBackend):
     async def list_ids(self, folder: str) -> list[str]:
         return [str(u) for u in await self.list_uids(folder)]
 
-    async def _too_large(self, conn: ImapConnection, uids: Sequence[int]) -> dict[int, int]:
-        """{uid: size} of those `uids` over max_message_size (one SEARCH, then sizes)."""
+    async def _too_large(
+        self, conn: ImapConnection, folder: str, uidvalidity: int | None, uids: Sequence[int]
+    ) -> dict[int, int]:
+        """{uid: size} of those `uids` over max_message_size (one SEARCH, then sizes).
+
+        None can be when the folder's STATUS SIZE, which counted every message up
+        to its UIDNEXT, is within the limit and `uids` are all below that UIDNEXT:
+        then the SEARCH (a round trip per folder) is left out.
+        """
+        known = self._status_sizes.get(folder)
+        if known is not None:
+            validity, uidnext, total = known
+            if validity == uidvalidity and uids[-1] < uidnext and total <= self.max_message_size:
+                return {}
         span = b"%d:%d" % (uids[0], uids[-1])
         result = await conn.check(
             b"UID SEARCH UID " + span + b" LARGER %d" % self.max_message_size,
@@ -623,7 +646,7 @@ class ImapReceiveBackend(ReceiveBackend):
         if not wanted:
             return
         conn, sel = await self._ensure_selected(folder)
-        too_big = await self._too_large(conn, wanted)
+        too_big = await self._too_large(conn, folder, sel.state.uidvalidity, wanted)
         if too_big:
             self.skipped[folder] = sorted(too_big.items())
             log.warning(

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import dataclasses
 import imaplib
+import logging
 import re
 import time
 from collections.abc import Iterator
@@ -206,6 +207,46 @@ async def test_too_large_messages_are_skipped_not_fatal(ms: Mailstack) -> None:
         await b.close()
     assert got == [1, 3]
     assert [uid for uid, _ in b.skipped["INBOX"]] == [2]
+
+
+async def test_status_size_spares_the_size_search_only_when_it_proves_enough(
+    ms: Mailstack, caplog: pytest.LogCaptureFixture
+) -> None:
+    """STATUS=SIZE (Dovecot has it): a folder whose total is within max_message_size
+    needs no LARGER search before its FETCH; a message that arrived after the
+    STATUS, or a folder over the limit, still gets one, and the too-large
+    message is still skipped."""
+    deliver_lmtp(ms, USER, sample(1))
+    deliver_lmtp(ms, USER, sample(2))
+    caplog.set_level(logging.DEBUG, logger="tui_mail.backends.imap.client")
+
+    def searches() -> int:
+        return len(re.findall(r"> T\d+ UID SEARCH", caplog.text))
+
+    big = (sample(3) + b"x" * 5000 + b"\n").replace(b"\n", b"\r\n")
+    b = make(ms, max_message_size=2000)
+    try:
+        await b.connect()
+        assert "STATUS=SIZE" in b._server_caps
+        await b.folder_statuses(["INBOX", "Archive"])
+        got = [m.server_id.uid async for m in b.fetch_messages("INBOX", [1, 2])]
+        assert got == [1, 2] and searches() == 0  # the SIZE of both is under 2000
+
+        c = other_client(ms)
+        c.append("Archive", None, None, big)  # after the STATUS that said Archive is empty
+        c.logout()
+        got = [m.server_id.uid async for m in b.fetch_messages("Archive", [1])]
+        assert got == [] and searches() == 1  # not covered by that SIZE: searched
+        assert [uid for uid, _ in b.skipped["Archive"]] == [1]
+    finally:
+        await b.close()
+    b = make(ms, max_message_size=2000)
+    try:
+        await b.folder_statuses(["Archive"])  # its SIZE is over the limit now
+        got = [m.server_id.uid async for m in b.fetch_messages("Archive", [1])]
+        assert got == [] and searches() == 2
+    finally:
+        await b.close()
 
 
 # ---------------------------------------------------------------- changing things
