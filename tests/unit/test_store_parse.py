@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import re
 from collections.abc import Callable
@@ -374,3 +375,26 @@ def test_q_decoding_agrees_with_the_escape_by_escape_rule() -> None:
     for _ in range(20_000):
         text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(12)))
         assert _q_decode(text) == by_escape(text), text
+
+
+def test_the_blank_line_cut_is_the_leftmost_cr_lf_cr_lf_match() -> None:
+    """split_headers' fast cut against the plain regex it replaces, on every
+    string of up to 7 pieces of CR, LF and text, and on random longer ones."""
+    from tui_mail.store.parse import _cut_at_blank_line
+
+    oracle = re.compile(rb"\r?\n\r?\n")
+
+    def expected(data: bytes) -> tuple[bytes, bytes]:
+        m = oracle.search(data)
+        return (data[: m.start()], data[m.end() :]) if m else (data, b"")
+
+    pieces = [b"\r", b"\n", b"a", b":"]
+    for n in range(8):
+        for combo in itertools.product(pieces, repeat=n):
+            data = b"".join(combo)
+            assert _cut_at_blank_line(data) == expected(data), data
+    rng = random.Random(7)
+    longer = [*pieces, b"\r\n", b"\n\n", b"\r\n\r\n", b"\n\r", b"Subject: x"]
+    for _ in range(20000):
+        data = b"".join(rng.choice(longer) for _ in range(rng.randint(8, 30)))
+        assert _cut_at_blank_line(data) == expected(data), data

@@ -77,7 +77,6 @@ _ADDR_FALLBACK = re.compile(r"[^\s<>\"',;:()]+@[^\s<>\"',;:()]+")
 _HARD_ADDRESS = re.compile(r'["()\\;:\[\]]')
 _ADDR_SPEC = r"[^\s<>@,]+@[^\s<>@,]+"
 _SIMPLE_ADDRESS = re.compile(rf"\s*(?:([^<>@,]*?)\s*<({_ADDR_SPEC})>|({_ADDR_SPEC}))\s*")
-_HEADER_END = re.compile(rb"\r?\n\r?\n")
 # Starts with a literal, which the engine scans for as fast as bytes.find.
 _HEAD_END = re.compile(rb"\n\r?\n")
 _LINE_END = re.compile(r"\r?\n")
@@ -620,7 +619,8 @@ def parse_headers(raw: bytes, mtime: float | None = None) -> ParsedHeaders:
 
 def _split_head(data: bytes, part: bool = False) -> tuple[bytes, bytes]:
     """(header block, body), as split_headers cuts them, but with a regex that
-    starts with "\n" (_HEADER_END tries every position: 5x slower on a short head).
+    starts with "\n" (an optional CR first is tried at every position: 5x slower on a
+    short head).
 
     A MIME part (`part`) that starts with a blank line has no headers, as the
     stdlib's parser reads it; split_headers looks for the first blank line anywhere.
@@ -744,6 +744,22 @@ def _fast_has_attachment(fields: dict[str, str], body: bytes) -> bool:
     return False
 
 
+def _cut_at_blank_line(data: bytes) -> tuple[bytes, bytes]:
+    """(head, body) around the first blank line: the leftmost match of the regex
+    CR? LF CR? LF, found as LF CR? LF (`_HEAD_END`), whose leading literal is
+    scanned for like bytes.find; the optional CR in front would be tried at
+    every position (3.2 -> 0.7 us a message)."""
+    m = _HEAD_END.search(data)
+    if m is None:
+        return data, b""
+    start = m.start()
+    # A CR just before belongs to the match; none can start earlier, or an earlier
+    # LF CR? LF would have been found.
+    if start and data[start - 1] == 0x0D:
+        start -= 1
+    return data[:start], data[m.end() :]
+
+
 def split_headers(data: bytes) -> tuple[list[tuple[str, str]], bytes]:
     """(name, raw value) pairs in order, and the body; like compat32, but ~10x faster.
 
@@ -751,8 +767,7 @@ def split_headers(data: bytes) -> tuple[list[tuple[str, str]], bytes]:
     escaped as the stdlib's bytes parser leaves them. Lines without a colon
     (an mbox "From " line, garbage) are skipped.
     """
-    m = _HEADER_END.search(data)
-    head, body = (data[: m.start()], data[m.end() :]) if m else (data, b"")
+    head, body = _cut_at_blank_line(data)
     headers: list[list[str]] = []
     for line in _LINE_END.split(head.decode("ascii", "surrogateescape")):
         if line[:1] in (" ", "\t"):
