@@ -523,7 +523,7 @@ class ImapReceiveBackend(ReceiveBackend):
                     self._status_sizes[folder] = (validity, uidnext, size)
                 out[folder] = FolderState(
                     uidvalidity=validity,
-                    uidnext=values.get("UIDNEXT"),
+                    uidnext=uidnext,
                     highestmodseq=modseq,
                     exists=values.get("MESSAGES", 0),
                 )
@@ -602,9 +602,9 @@ class ImapReceiveBackend(ReceiveBackend):
     ) -> dict[int, int]:
         """{uid: size} of those `uids` over max_message_size (one SEARCH, then sizes).
 
-        None can be when the folder's STATUS SIZE, which counted every message up
-        to its UIDNEXT, is within the limit and `uids` are all below that UIDNEXT:
-        then the SEARCH (a round trip per folder) is left out.
+        No message can be over the limit when the folder's STATUS SIZE, which
+        counted every message below its UIDNEXT, is within it and `uids` are all
+        below that UIDNEXT: then the SEARCH (a round trip per folder) is left out.
         """
         known = self._status_sizes.get(folder)
         if known is not None:
