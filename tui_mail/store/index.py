@@ -96,10 +96,6 @@ CREATE INDEX messages_by_size ON messages(account, folder, size);
 CREATE INDEX messages_by_msgid ON messages(message_id);
 CREATE INDEX messages_by_uid ON messages(account, folder, uid);
 CREATE INDEX messages_by_thread ON messages(thread_id);
--- Threading by subject looks for the same subject near a date in every folder of
--- the account (search/threads.py): without the date here, a subject that recurs
--- (cron mail, reports) read every row of it per batch, growing with the mailbox.
-CREATE INDEX messages_by_subject_date ON messages(account, sort_subject, date);
 
 -- Message-ids a message points at (In-Reply-To, References), for threading children
 -- that arrive before their parent.
@@ -199,6 +195,9 @@ ALTER TABLE messages_fts_v3 RENAME TO messages_fts;
 # an older tui-mail opening the file still knows it (an unknown version would be
 # moved aside and rebuilt, journal and all). A few seconds per 100k messages, once.
 _ADDED_INDEXES = {
+    # Threading by subject looks for the same subject near a date in every folder of
+    # the account (search/threads.py): without the date, a subject that recurs (cron
+    # mail, reports) read every row of it per batch, growing with the mailbox.
     "messages_by_subject_date": (
         "CREATE INDEX IF NOT EXISTS messages_by_subject_date"
         " ON messages(account, sort_subject, date)"
@@ -426,7 +425,7 @@ class MailIndex:
                 return
             if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
                 raise _NeedsReset("a database that is not a tui-mail index")
-            for statement in _split_sql(_SCHEMA):
+            for statement in [*_split_sql(_SCHEMA), *_ADDED_INDEXES.values()]:
                 conn.execute(statement)
             conn.execute(
                 "INSERT INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
