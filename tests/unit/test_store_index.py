@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tui_mail.core.models import Address, FolderRole, ServerId
+from tui_mail.core.models import Address, FolderRole, MessageRef, ServerId
 from tui_mail.store.account_store import AccountStore, RescanResult, role_for_name
 from tui_mail.store.index import SCHEMA_VERSION, MailIndex
 from tui_mail.store.journal import Journal
@@ -405,12 +405,17 @@ def test_rescan_and_rebuild_leave_bodies_for_fill_fts(store: AccountStore) -> No
     assert index.fts_pending_count() == 0
 
 
-def test_version_1_index_is_upgraded_in_place(tmp_path: Path) -> None:
+def _closed_index_with_one_message(tmp_path: Path) -> tuple[Path, MessageRef]:
+    """An index file holding message 1 of account "acct", closed: to age by hand."""
     db = tmp_path / "index.sqlite3"
     index = MailIndex.open(db)
-    store = AccountStore("acct", tmp_path / "mail", index)
-    ref = store.deliver("INBOX", _raw(1))
+    ref = AccountStore("acct", tmp_path / "mail", index).deliver("INBOX", _raw(1))
     index.close()
+    return db, ref
+
+
+def test_version_1_index_is_upgraded_in_place(tmp_path: Path) -> None:
+    db, ref = _closed_index_with_one_message(tmp_path)
     with sqlite3.connect(db) as conn:  # what a version 1 index looked like
         conn.execute("DROP TABLE fts_pending")
         conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
@@ -428,11 +433,7 @@ def test_version_1_index_is_upgraded_in_place(tmp_path: Path) -> None:
 
 
 def test_an_index_without_the_subject_date_index_gets_it_in_place(tmp_path: Path) -> None:
-    db = tmp_path / "index.sqlite3"
-    index = MailIndex.open(db)
-    store = AccountStore("acct", tmp_path / "mail", index)
-    ref = store.deliver("INBOX", _raw(1))
-    index.close()
+    db, ref = _closed_index_with_one_message(tmp_path)
     with sqlite3.connect(db) as conn:  # what the same version looked like before it
         conn.execute("DROP INDEX messages_by_subject_date")
     conn.close()
