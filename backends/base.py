@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, ClassVar
+
+from msgspec import Struct
 
 from tui_mail.core.capabilities import Capabilities, Capability
 from tui_mail.core.errors import Unsupported
@@ -22,15 +23,13 @@ if TYPE_CHECKING:
     from tui_mail.config.schema import AccountConfig, EndpointConfig
 
 
-@dataclass(frozen=True)
-class RemoteFolder:
+class RemoteFolder(Struct, frozen=True):
     name: str  # "/"-separated, already decoded from the wire form
     role: FolderRole = FolderRole.NONE
     selectable: bool = True
 
 
-@dataclass(frozen=True)
-class FolderState:
+class FolderState(Struct, frozen=True):
     """What a server says about a folder, for deciding what to fetch."""
 
     uidvalidity: int | None = None
@@ -49,8 +48,7 @@ SEARCH_FLAG_FIELDS = frozenset({"seen", "flagged", "answered", "draft", "deleted
 SEARCH_SIZE_FIELDS = frozenset({"larger", "smaller"})
 
 
-@dataclass(frozen=True)
-class SearchTerm:
+class SearchTerm(Struct, frozen=True):
     """One condition of a server-side search; a search ANDs all its terms.
 
     `field` is one of the SEARCH_*_FIELDS above, or "header:Name" with a
@@ -62,8 +60,7 @@ class SearchTerm:
     negate: bool = False
 
 
-@dataclass(frozen=True)
-class BackendContext:
+class BackendContext(Struct, frozen=True):
     """What a backend is built from: its config section and the account's."""
 
     account: AccountConfig
@@ -223,8 +220,7 @@ class ReceiveBackend(MailBackend):
         raise Unsupported(f"{self.name}: fetching headers is not available")
 
 
-@dataclass(frozen=True)
-class SendResult:
+class SendResult(Struct, frozen=True):
     accepted: tuple[str, ...]
     detail: str = ""
 

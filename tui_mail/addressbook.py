@@ -18,8 +18,9 @@ import re
 import signal
 import subprocess
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from msgspec import Struct
 
 from tui_mail.core.models import Address
 from tui_mail.core.sanitize import inert_line
@@ -41,8 +42,7 @@ _NOT_IN_ADDR = r"\s<>\",@\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u206
 _VALID_ADDR = re.compile(rf"[^{_NOT_IN_ADDR}]+@[^{_NOT_IN_ADDR}]+")
 
 
-@dataclass
-class Contact:
+class Contact(Struct):
     addr: str
     name: str
     sent: int = 0

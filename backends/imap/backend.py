@@ -26,8 +26,9 @@ import ipaddress
 import logging
 import re
 from collections.abc import AsyncIterator, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import date
+
+from msgspec import Struct
 
 from tui_mail.backends.base import (
     SEARCH_DATE_FIELDS,
@@ -152,8 +153,7 @@ def flags_to_imap(flags: Iterable[Flag]) -> bytes:
     return b"(" + b" ".join(sorted(_TO_IMAP[f] for f in flags)) + b")"
 
 
-@dataclass
-class _Selected:
+class _Selected(Struct):
     wire: bytes
     state: FolderState
     readonly: bool
@@ -676,13 +676,14 @@ class ImapReceiveBackend(ReceiveBackend):
                 continue  # an unsolicited flag update from another session
             want.discard(uid)
             done += 1
-            # Positional: keywords cost these two dataclasses 0.4 us per message.
             yield RemoteMessage(
-                folder,
-                data.body,
-                flags_from_imap(data.flags),
-                ServerId(uid, uidvalidity, data.modseq),  # uid, uidvalidity, modseq
-                parse_internaldate(data.internaldate) if data.internaldate else None,
+                folder=folder,
+                raw=data.body,
+                flags=flags_from_imap(data.flags),
+                server_id=ServerId(uid=uid, uidvalidity=uidvalidity, modseq=data.modseq),
+                internal_date=(
+                    parse_internaldate(data.internaldate) if data.internaldate else None
+                ),
             )
             if progress is not None:
                 progress(done, total)

@@ -45,15 +45,16 @@ import asyncio
 import base64
 import collections
 import contextlib
-import dataclasses
 import logging
 import socket
 import ssl
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal as TypingLiteral
 from typing import TypeVar
+
+import msgspec.structs
+from msgspec import Struct, field
 
 from tui_mail.backends.imap.parse import (
     DEFAULT_LIMITS,
@@ -99,8 +100,7 @@ Reply = StatusResponse | Untagged | FetchData
 _T = TypeVar("_T")
 
 
-@dataclass(frozen=True)
-class ImapSettings:
+class ImapSettings(Struct, frozen=True):
     host: str
     port: int
     security: TypingLiteral["tls", "starttls", "none"]
@@ -116,8 +116,7 @@ class ImapSettings:
         return f"{self.host}:{self.port}"
 
 
-@dataclass
-class CommandResult:
+class CommandResult(Struct):
     status: StatusResponse
     untagged: list[Reply] = field(default_factory=list)
 
@@ -355,7 +354,7 @@ class ImapConnection(asyncio.Protocol):
     def _note_change(self, resp: Reply) -> None:
         if isinstance(resp, FetchData) and resp.body is not None:
             # Kept for inspection only: 10000 unrequested bodies would be gigabytes.
-            resp = dataclasses.replace(resp, body=None)
+            resp = msgspec.structs.replace(resp, body=None)
         self.unsolicited.append(resp)
         self.changed.set()
 

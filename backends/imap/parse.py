@@ -29,8 +29,9 @@ import bisect
 import calendar
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import TypeAlias
+
+from msgspec import Struct, field
 
 from tui_mail.core.errors import ProtocolError
 from tui_mail.core.models import Address
@@ -46,8 +47,7 @@ STATUS_WORDS = frozenset({"OK", "NO", "BAD", "BYE", "PREAUTH"})
 # --------------------------------------------------------------------------- bounds
 
 
-@dataclass(frozen=True)
-class Limits:
+class Limits(Struct, frozen=True):
     """What one server response may cost us. Defaults fit real mailboxes:
     a `* SEARCH` line of a million UIDs is ~7 MiB; a message up to 100 MiB."""
 
@@ -235,14 +235,12 @@ class Framer:
                 if flag_tuple is None:
                     flag_tuple = _flag_tuple(flags)
                 append(
-                    FetchData(  # positional: a third cheaper than by keyword
-                        int(seq),
-                        uid_n,
-                        flag_tuple,
-                        None,
-                        None,
-                        None if modseq is None else int(modseq),
-                        view[start:end].tobytes(),
+                    FetchData(
+                        seq=int(seq),
+                        uid=uid_n,
+                        flags=flag_tuple,
+                        modseq=None if modseq is None else int(modseq),
+                        body=view[start:end].tobytes(),
                     )
                 )
                 pos = end + 3
@@ -358,8 +356,7 @@ def tokenize(parts: Sequence[bytes], pos: int = 0, limits: Limits = DEFAULT_LIMI
 # --------------------------------------------------------------------------- responses
 
 
-@dataclass(frozen=True, slots=True)
-class ResponseCode:
+class ResponseCode(Struct, frozen=True):
     """`[NAME args]` of a status response, e.g. ("UIDVALIDITY", ["3857529045"])."""
 
     name: str
@@ -369,8 +366,7 @@ class ResponseCode:
         return to_int(self.args[0] if self.args else None, self.name)
 
 
-@dataclass(frozen=True, slots=True)
-class StatusResponse:
+class StatusResponse(Struct, frozen=True):
     """OK/NO/BAD/BYE/PREAUTH, tagged (`tag` = the tag) or untagged (`tag` = "*")."""
 
     tag: str
@@ -379,8 +375,7 @@ class StatusResponse:
     text: str
 
 
-@dataclass(frozen=True, slots=True)
-class Untagged:
+class Untagged(Struct, frozen=True):
     """Any other untagged response: `* [number] NAME args...`."""
 
     name: str  # upper-cased: "FETCH", "EXISTS", "LIST", "CAPABILITY", "VANISHED", ...
@@ -388,8 +383,7 @@ class Untagged:
     args: list[Token]
 
 
-@dataclass(frozen=True, slots=True)
-class Continuation:
+class Continuation(Struct, frozen=True):
     text: bytes
 
 
@@ -518,8 +512,7 @@ def parse_internaldate(text: str) -> int | None:
     return t - offset
 
 
-@dataclass(frozen=True, slots=True)
-class ImapEnvelope:
+class ImapEnvelope(Struct, frozen=True):
     date: str
     subject: str
     from_: tuple[Address, ...]
@@ -582,8 +575,7 @@ def parse_envelope(value: Token) -> ImapEnvelope:
     )
 
 
-@dataclass(slots=True)
-class FetchData:
+class FetchData(Struct):
     """One `* n FETCH (...)` response, the common items typed, the rest in `items`."""
 
     seq: int
@@ -703,8 +695,7 @@ def parse_fetch_response(
 # --------------------------------------------------------------------------- LIST / STATUS
 
 
-@dataclass(frozen=True, slots=True)
-class ListEntry:
+class ListEntry(Struct, frozen=True):
     attributes: frozenset[str]  # lower-cased: "\\noselect", "\\haschildren", "\\sent", ...
     delimiter: str | None
     name: bytes  # as on the wire (modified UTF-7 unless UTF8=ACCEPT is on)

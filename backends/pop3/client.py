@@ -32,9 +32,10 @@ import socket
 import ssl
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+from msgspec import Struct
 
 from tui_mail.backends.pop3.parse import (
     Reply,
@@ -80,8 +81,7 @@ DEFAULT_MAX_MESSAGE_SIZE = 100 * 1024 * 1024
 _TRANSIENT_CODES = {"IN-USE", "SYS/TEMP", "LOGIN-DELAY"}
 
 
-@dataclass(frozen=True)
-class Pop3Settings:
+class Pop3Settings(Struct, frozen=True):
     host: str
     port: int
     security: Literal["tls", "starttls", "none"]

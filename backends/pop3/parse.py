@@ -11,7 +11,8 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+
+from msgspec import Struct
 
 from tui_mail.core.errors import ProtocolError
 from tui_mail.core.sanitize import inert_line
@@ -28,8 +29,7 @@ _NUMBER_RE = re.compile(rb"[0-9]{1,12}")
 _CODE_RE = re.compile(rb"\[([\x21-\x5c\x5e-\x7e]{1,64})\]")
 
 
-@dataclass(frozen=True)
-class Reply:
+class Reply(Struct, frozen=True):
     """A one-line status reply: `ok` for "+OK", False for "-ERR"."""
 
     ok: bool

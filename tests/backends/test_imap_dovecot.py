@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import imaplib
 import logging
 import re
 import time
 from collections.abc import Iterator
 
+import msgspec.structs
 import pytest
 from servers.harness import Mailstack, deliver_lmtp, reset_user_mail
 
@@ -123,7 +123,7 @@ async def test_wrong_password_is_an_auth_error(ms: Mailstack) -> None:
     b = make(ms, "starttls", password="not-the-password")
     # Dovecot delays further logins from an address that failed one; fail from 127.0.0.2
     # so the other tests (from 127.0.0.1) stay fast.
-    b.settings = dataclasses.replace(b.settings, source_address=("127.0.0.2", 0))
+    b.settings = msgspec.structs.replace(b.settings, source_address=("127.0.0.2", 0))
     with pytest.raises(AuthError) as err:
         await b.connect()
     assert str(err.value).startswith(f"IMAP login to {ms.host}:{ms.imap_port} as alice was refused")

@@ -23,6 +23,7 @@ from email import message_from_bytes, policy
 from email.utils import make_msgid
 from pathlib import Path
 
+import msgspec.structs
 import pytest
 from servers.harness import Mailstack, reset_user_mail
 
@@ -215,7 +216,7 @@ def test_reply_to_a_hostile_message_adds_no_header_or_recipient(
         "Message-ID: <hostile@localhost>\r\n\r\nhi\r\n"
     ).encode()
     draft = reply(hostile, account())
-    draft = Draft(**{**draft.__dict__, "subject": draft.subject + f"\r\nBcc: {evil}"})
+    draft = msgspec.structs.replace(draft, subject=draft.subject + f"\r\nBcc: {evil}")
     msg = build_message(draft, account(), message_id=make_msgid(token, "localhost"))
     config = write_config(tmp_path, ms, port=ms.submission_port, security="starttls")
     result = run_send(config, stdin=message_bytes(msg))

@@ -16,10 +16,10 @@ import hashlib
 import os
 import sys
 import urllib.parse
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from msgspec.structs import replace
 
 from hostile.maildir_app import SIZE, fill, maildir_config, select, wait_for
 from tui_mail.config.schema import UiConfig

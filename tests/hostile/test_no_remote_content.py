@@ -14,11 +14,11 @@ import socket
 import sys
 import threading
 from collections.abc import Iterator
-from dataclasses import replace
 from email.headerregistry import Address
 from pathlib import Path
 
 import pytest
+from msgspec.structs import replace
 
 from hostile.maildir_app import SIZE, fill, maildir_config, select, wait_for
 from hostile.scripted import screen_text

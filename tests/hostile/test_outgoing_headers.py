@@ -23,7 +23,6 @@ import sys
 import time
 import uuid
 from collections.abc import Set
-from dataclasses import replace
 from email import message_from_bytes, policy
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -33,6 +32,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from msgspec.structs import replace
 
 from hostile.maildir_app import fill, wait_for
 from hostile.scripted import ScriptedSmtp, app_config, smtp_account

@@ -8,10 +8,10 @@ file name, a move must move the file, an undo must put it back.
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from msgspec.structs import replace
 from pilot_helpers import SIZE, EventLog, screen_text, wait_for, wait_ready
 from textual.command import CommandPalette
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from compose_helpers import with_subject
+from msgspec.structs import replace
 from pilot_helpers import SIZE, EventLog, screen_text, wait_for, wait_ready
 from textual.widgets import Static, TextArea
 

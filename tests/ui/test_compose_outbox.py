@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import json
 import socket
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from compose_helpers import install_editor, notice, with_subject
+from msgspec.structs import replace
 from pilot_helpers import SIZE, EventLog, screen_text, wait_for, wait_ready
 
 from tui_mail import paths

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import base64
 import os
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from msgspec.structs import replace
 from pilot_helpers import SIZE, EventLog, screen_text, wait_for, wait_ready
 from textual import events
 

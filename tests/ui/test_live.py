@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import replace
 
 import pytest
+from msgspec.structs import replace
 from pilot_helpers import SIZE, EventLog, screen_text, wait_for, wait_ready
 
 from tui_mail import paths

@@ -7,9 +7,9 @@ mail and from the index's own rows, not from the code under test.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
+from msgspec.structs import replace
 from pilot_helpers import SIZE, EventLog, screen_text, wait_for
 
 from tui_mail.config.schema import AccountConfig, AppConfig, EndpointConfig

@@ -9,6 +9,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+from msgspec.structs import replace
 
 from tui_mail.compose.build import build_message, envelope, message_bytes, strip_bcc
 from tui_mail.compose.reply import (
@@ -229,7 +230,7 @@ def test_forward_as_attachment_carries_the_original_byte_identical() -> None:
         b"body \xc3\xa9\r\n--not-a-boundary\r\n.\r\n"
     )
     draft = forward_attached(raw, ACCOUNT)
-    draft = type(draft)(**{**draft.__dict__, "to": reply(raw, ACCOUNT).to})
+    draft = replace(draft, to=reply(raw, ACCOUNT).to)
     out = message_bytes(build_message(draft, ACCOUNT))
     got = message_from_bytes(out, policy=policy.default)
     (part,) = list(got.iter_attachments())
@@ -269,7 +270,7 @@ References: <h0@example.net>
 def test_hostile_original_adds_no_header_and_no_recipient(make) -> None:
     draft = make(HOSTILE, ACCOUNT)
     if not draft.to:
-        draft = type(draft)(**{**draft.__dict__, "to": reply(HOSTILE, ACCOUNT).to})
+        draft = replace(draft, to=reply(HOSTILE, ACCOUNT).to)
     raw = message_bytes(build_message(draft, ACCOUNT))
     head = raw.split(b"\r\n\r\n", 1)[0]
     field_names = [

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import stat
 import sys
@@ -10,6 +9,7 @@ import tomllib
 import types
 from pathlib import Path
 
+import msgspec.structs
 import pytest
 
 from tui_mail.config import load, secrets
@@ -843,7 +843,7 @@ def test_template_documents_every_key() -> None:
 
 
 def test_template_documents_every_ui_key(tmp_path: Path) -> None:
-    for key in (f.name for f in dataclasses.fields(UiConfig)):
+    for key in (f.name for f in msgspec.structs.fields(UiConfig)):
         assert re.search(rf"^#\s+{key}\s", CONFIG_TEMPLATE, re.M), key
     cfg = parse_config(uncomment(CONFIG_TEMPLATE), tmp_path / "config.toml")
     assert cfg.ui.address_book_cmd == ("khard", "email", "--parsable", "{}")

@@ -10,13 +10,13 @@ test_search_oracle.py is the judge.
 
 from __future__ import annotations
 
-import dataclasses
 import random
 import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import msgspec.structs
 import pytest
 from test_search_oracle import Record, expected, load_records
 
@@ -174,7 +174,7 @@ def _rows(order: str) -> list[Row]:
         random.Random(3).shuffle(rows)
     elif order == "ties":  # whole days of mail with the same Date (a bulk import)
         rows = [
-            (a, f, s, dataclasses.replace(p, date=synthetic.START + (n // 400) * 86400))
+            (a, f, s, msgspec.structs.replace(p, date=synthetic.START + (n // 400) * 86400))
             for n, (a, f, s, p) in enumerate(rows)
         ]
     return rows
@@ -275,8 +275,10 @@ def test_mail_stored_meanwhile_waits_for_the_next_run(
         monkeypatch.setattr(run, "WINDOW_START", 100)  # the first window gives the page
         account, folder, stored, parsed = next(synthetic.generate(1, seed=99))
         newcomer = (
-            dataclasses.replace(stored, key="newcomer"),
-            dataclasses.replace(parsed, date=synthetic.START + synthetic.SPAN + 3600, body_text=w),
+            msgspec.structs.replace(stored, key="newcomer"),
+            msgspec.structs.replace(
+                parsed, date=synthetic.START + synthetic.SPAN + 3600, body_text=w
+            ),
             None,
         )
         read = index.execute_read

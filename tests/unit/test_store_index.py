@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import email.utils
 import mailbox
 import os
@@ -12,6 +11,7 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgspec.structs
 import pytest
 
 from tui_mail.core.models import Address, FolderRole, MessageRef, ServerId
@@ -207,8 +207,8 @@ def test_server_ids_of_a_mixed_batch_are_stored_as_given(index: MailIndex) -> No
 def test_the_same_key_twice_in_one_batch_keeps_the_last(index: MailIndex) -> None:
     rng = random.Random(4)
     (a, pa, _), (b, pb, _) = _fake(1, rng), _fake(2, rng)
-    with_refs = dataclasses.replace(pa, in_reply_to="<p@x>", body_text=None)
-    a_read, b = dataclasses.replace(a, flags="S"), dataclasses.replace(b, flags="")
+    with_refs = msgspec.structs.replace(pa, in_reply_to="<p@x>", body_text=None)
+    a_read, b = msgspec.structs.replace(a, flags="S"), msgspec.structs.replace(b, flags="")
     ids = index.upsert_many("a", "F", [(a, with_refs, None), (b, pb, None), (a_read, pa, None)])
     assert ids[0] == ids[2] != ids[1]
     assert index.count("a", "F") == 2 and index.count("a", "F", unread_only=True) == 1

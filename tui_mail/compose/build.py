@@ -31,7 +31,6 @@ from __future__ import annotations
 import mimetypes
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 
 # `_header_value_parser` is the parser `email.headerregistry.AddressHeader` uses. Called
@@ -45,6 +44,8 @@ from email.message import EmailMessage, MIMEPart
 from email.utils import format_datetime, make_msgid
 from io import BytesIO
 from pathlib import Path
+
+from msgspec import Struct, field
 
 from tui_mail.config.schema import AccountConfig
 from tui_mail.core.errors import MailError
@@ -352,8 +353,7 @@ def sniff_type(data: bytes, filename: str) -> str:
     return "text/plain" if _looks_like_text(data) else "application/octet-stream"
 
 
-@dataclass(frozen=True)
-class Attachment:
+class Attachment(Struct, frozen=True):
     """One attached file. `content_type` "" means: sniff it from the data and name."""
 
     filename: str
@@ -379,8 +379,7 @@ class Attachment:
 # --------------------------------------------------------------------------- drafts
 
 
-@dataclass(frozen=True)
-class Draft:
+class Draft(Struct, frozen=True):
     """A message being composed, before it becomes bytes.
 
     `from_` None means the account's identity. `attachments` are held in memory

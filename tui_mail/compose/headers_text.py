@@ -23,9 +23,11 @@ drop recipients.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
 from email.headerregistry import Address
 from pathlib import Path
+
+from msgspec import Struct
+from msgspec.structs import replace
 
 from tui_mail.compose.build import AddressError, Attachment, Draft, one_line, parse_address_list
 
@@ -38,8 +40,7 @@ _HEADER_LINE = re.compile(r"^([A-Za-z][A-Za-z0-9-]*)[ \t]*:[ \t]?(.*)$")
 _INLINE_REF = re.compile(r"^#(\d+)\b")
 
 
-@dataclass(frozen=True)
-class DraftError:
+class DraftError(Struct, frozen=True):
     """Why the edited text is not a valid draft. `str()` is the message to show."""
 
     message: str

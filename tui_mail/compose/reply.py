@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from email import policy
 from email.header import decode_header, make_header
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import parsedate_to_datetime
+
+from msgspec import Struct
 
 from tui_mail.compose.build import (
     Attachment,
@@ -50,8 +51,7 @@ _RE_PREFIX = re.compile(r"^\s*((re|aw|sv|antw|vs|ref|odp)(\[\d+\]|\(\d+\))?\s*:\
 _FWD_PREFIX = re.compile(r"^\s*((fwd?|wg|tr|rv|enc|vb|doorst)(\[\d+\])?\s*:\s*)+", re.I)
 
 
-@dataclass(frozen=True)
-class Original:
+class Original(Struct, frozen=True):
     """What replying and forwarding need from a message, already made safe."""
 
     raw: bytes

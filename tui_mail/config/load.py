@@ -1,4 +1,4 @@
-"""Read config.toml into the dataclasses of `schema.py`.
+"""Read config.toml into the records of `schema.py`.
 
 Every bad input raises exactly one `ConfigError` that names the file, the
 dotted key path, the line (when it can be found) and what was expected.
@@ -14,10 +14,11 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
+
+from msgspec import Struct, field
 
 from tui_mail.config.schema import (
     DEFAULT_PORTS,
@@ -140,8 +141,7 @@ def _endpoint_summary(ep: EndpointConfig) -> str:
 # --------------------------------------------------------------------------- context
 
 
-@dataclass
-class _Ctx:
+class _Ctx(Struct, dict=True):  # dict: room for cached_property
     path: Path
     text: str
     warnings: list[str] = field(default_factory=list)

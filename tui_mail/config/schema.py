@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
+
+from msgspec import Struct, field
 
 Security = Literal["tls", "starttls", "none"]
 
@@ -22,8 +23,7 @@ DEFAULT_PORTS: dict[tuple[str, str], int] = {
 }
 
 
-@dataclass(frozen=True)
-class EndpointConfig:
+class EndpointConfig(Struct, frozen=True):
     """One side of an account: where to receive from, or how to send.
 
     `options` keeps backend-specific keys (for example POP3's
@@ -46,8 +46,7 @@ class EndpointConfig:
     key_path: str = ""  # "accounts.work.receive", for error messages
 
 
-@dataclass(frozen=True)
-class AccountConfig:
+class AccountConfig(Struct, frozen=True):
     name: str
     email: str
     receive: EndpointConfig
@@ -57,8 +56,7 @@ class AccountConfig:
     aliases: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class UiConfig:
+class UiConfig(Struct, frozen=True):
     theme: str = "default"
     keys: str = "vim"  # preset name
     layout: str = "auto"  # auto | beside | below
@@ -74,8 +72,7 @@ class UiConfig:
     hyperlinks: bool = True  # links in a message as OSC 8 hyperlinks
 
 
-@dataclass(frozen=True)
-class AppConfig:
+class AppConfig(Struct, frozen=True):
     path: Path | None  # the file it came from; None for the built-in demo config
     accounts: dict[str, AccountConfig]
     ui: UiConfig = field(default_factory=UiConfig)

@@ -8,7 +8,8 @@ terminal event (`Done`, `Failed`, `Cancelled` or `UnsupportedReply`) whose
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+
+from msgspec import Struct, field
 
 from tui_mail.core.flags import Flag
 from tui_mail.core.models import MessageRef
@@ -20,73 +21,61 @@ def next_command_id() -> int:
     return next(_ids)
 
 
-@dataclass(frozen=True, kw_only=True)
-class Command:
+class Command(Struct, frozen=True, kw_only=True):
     id: int = field(default_factory=next_command_id)
 
 
-@dataclass(frozen=True, kw_only=True)
-class Connect(Command):
+class Connect(Command, frozen=True, kw_only=True):
     pass
 
 
-@dataclass(frozen=True, kw_only=True)
-class Disconnect(Command):
+class Disconnect(Command, frozen=True, kw_only=True):
     pass
 
 
-@dataclass(frozen=True, kw_only=True)
-class SyncNow(Command):
+class SyncNow(Command, frozen=True, kw_only=True):
     folder: str | None = None  # None: every folder
     dry_run: bool = False
 
 
-@dataclass(frozen=True, kw_only=True)
-class ListFolders(Command):
+class ListFolders(Command, frozen=True, kw_only=True):
     pass
 
 
-@dataclass(frozen=True, kw_only=True)
-class SetFlags(Command):
+class SetFlags(Command, frozen=True, kw_only=True):
     refs: tuple[MessageRef, ...]
     add: frozenset[Flag] = frozenset()
     remove: frozenset[Flag] = frozenset()
 
 
-@dataclass(frozen=True, kw_only=True)
-class Move(Command):
+class Move(Command, frozen=True, kw_only=True):
     refs: tuple[MessageRef, ...]
     to_folder: str
     copy: bool = False
 
 
-@dataclass(frozen=True, kw_only=True)
-class Delete(Command):
+class Delete(Command, frozen=True, kw_only=True):
     refs: tuple[MessageRef, ...]
 
 
-@dataclass(frozen=True, kw_only=True)
-class Append(Command):
+class Append(Command, frozen=True, kw_only=True):
     folder: str
     raw: bytes
     flags: frozenset[Flag] = frozenset()
 
 
-@dataclass(frozen=True, kw_only=True)
-class Send(Command):
+class Send(Command, frozen=True, kw_only=True):
     raw: bytes  # a complete RFC 5322 message; Bcc is stripped before sending
     save_sent: bool = True
 
 
-@dataclass(frozen=True, kw_only=True)
-class FlushOutbox(Command):
+class FlushOutbox(Command, frozen=True, kw_only=True):
     """Deliver queued messages that are due (`force`: also those waiting out a backoff)."""
 
     force: bool = False
 
 
-@dataclass(frozen=True, kw_only=True)
-class RetryOutbox(Command):
+class RetryOutbox(Command, frozen=True, kw_only=True):
     """Queue a failed or uncertain outbox message again and deliver it: the user's decision
     (for an uncertain one, "resend": it may arrive twice). `outbox_id`: `id` is the
     command's own."""
@@ -94,19 +83,16 @@ class RetryOutbox(Command):
     outbox_id: int
 
 
-@dataclass(frozen=True, kw_only=True)
-class CancelOutbox(Command):
+class CancelOutbox(Command, frozen=True, kw_only=True):
     """Drop a queued, failed or uncertain outbox message ("discard"); it is not sent."""
 
     outbox_id: int
 
 
-@dataclass(frozen=True, kw_only=True)
-class Search(Command):
+class Search(Command, frozen=True, kw_only=True):
     query: str
     server: bool = False
 
 
-@dataclass(frozen=True, kw_only=True)
-class Shutdown(Command):
+class Shutdown(Command, frozen=True, kw_only=True):
     pass

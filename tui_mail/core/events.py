@@ -6,14 +6,14 @@ a flag changed elsewhere, the link dropped) have `in_reply_to = None`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from enum import Enum
+
+from msgspec import Struct, field
 
 from tui_mail.core.models import Folder, MessageRef
 
 
-@dataclass(frozen=True, kw_only=True)
-class Event:
+class Event(Struct, frozen=True, kw_only=True):
     account: str
     in_reply_to: int | None = None
 
@@ -21,23 +21,19 @@ class Event:
 # --- terminal replies: exactly one per command --------------------------------
 
 
-@dataclass(frozen=True, kw_only=True)
-class Done(Event):
+class Done(Event, frozen=True, kw_only=True):
     pass
 
 
-@dataclass(frozen=True, kw_only=True)
-class Failed(Event):
+class Failed(Event, frozen=True, kw_only=True):
     message: str
 
 
-@dataclass(frozen=True, kw_only=True)
-class Cancelled(Event):
+class Cancelled(Event, frozen=True, kw_only=True):
     pass
 
 
-@dataclass(frozen=True, kw_only=True)
-class UnsupportedReply(Event):
+class UnsupportedReply(Event, frozen=True, kw_only=True):
     message: str
 
 
@@ -53,15 +49,13 @@ class ConnectionState(Enum):
     LOCAL = "local"  # no network involved (maildir, demo)
 
 
-@dataclass(frozen=True, kw_only=True)
-class ConnectionChanged(Event):
+class ConnectionChanged(Event, frozen=True, kw_only=True):
     state: ConnectionState
     detail: str = ""
     retry_in: float | None = None  # seconds until the next attempt, if offline
 
 
-@dataclass(frozen=True, kw_only=True)
-class SyncProgress(Event):
+class SyncProgress(Event, frozen=True, kw_only=True):
     """Replaceable: only the newest one per account matters to a display."""
 
     folder: str
@@ -71,34 +65,29 @@ class SyncProgress(Event):
     bytes: int = 0  # bytes received so far for this activity, when known
 
 
-@dataclass(frozen=True, kw_only=True)
-class SyncFinished(Event):
+class SyncFinished(Event, frozen=True, kw_only=True):
     fetched: int = 0
     deleted: int = 0
     flag_changes: int = 0
     finished_at: float = 0.0
 
 
-@dataclass(frozen=True, kw_only=True)
-class SyncPlanned(Event):
+class SyncPlanned(Event, frozen=True, kw_only=True):
     """A dry run's plan for one folder ("" = the account's folder list), one line a step."""
 
     folder: str
     steps: tuple[str, ...]
 
 
-@dataclass(frozen=True, kw_only=True)
-class FoldersListed(Event):
+class FoldersListed(Event, frozen=True, kw_only=True):
     folders: tuple[Folder, ...]
 
 
-@dataclass(frozen=True, kw_only=True)
-class FolderUpdated(Event):
+class FolderUpdated(Event, frozen=True, kw_only=True):
     folder: Folder
 
 
-@dataclass(frozen=True, kw_only=True)
-class MessagesChanged(Event):
+class MessagesChanged(Event, frozen=True, kw_only=True):
     """Rows of `folder` were added, removed or changed: re-read the index."""
 
     folder: str
@@ -107,17 +96,14 @@ class MessagesChanged(Event):
     changed: tuple[MessageRef, ...] = field(default_factory=tuple)
 
 
-@dataclass(frozen=True, kw_only=True)
-class FlagsConfirmed(Event):
+class FlagsConfirmed(Event, frozen=True, kw_only=True):
     refs: tuple[MessageRef, ...]
 
 
-@dataclass(frozen=True, kw_only=True)
-class BackendError(Event):
+class BackendError(Event, frozen=True, kw_only=True):
     message: str
     retryable: bool = True
 
 
-@dataclass(frozen=True, kw_only=True)
-class SearchResults(Event):
+class SearchResults(Event, frozen=True, kw_only=True):
     refs: tuple[MessageRef, ...]

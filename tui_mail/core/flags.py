@@ -6,8 +6,9 @@ Maildir letters); everything above them speaks `Flag` plus keywords.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from enum import Enum
+
+from msgspec import Struct, field
 
 
 class Flag(Enum):
@@ -31,8 +32,7 @@ MAILDIR_LETTER: dict[Flag, str] = {
 LETTER_FLAG: dict[str, Flag] = {v: k for k, v in MAILDIR_LETTER.items()}
 
 
-@dataclass(frozen=True)
-class FlagSet:
+class FlagSet(Struct, frozen=True):
     """System flags plus letters we do not understand but must keep.
 
     `extra_letters` preserves Maildir flag letters other tools wrote (for

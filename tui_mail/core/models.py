@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from enum import Enum
+
+from msgspec import Struct, field
 
 from tui_mail.core.flags import FlagSet
 
@@ -18,8 +19,7 @@ class FolderRole(Enum):
     NONE = "none"
 
 
-@dataclass(frozen=True)
-class Folder:
+class Folder(Struct, frozen=True):
     """A folder as the user sees it; `name` uses "/" between levels."""
 
     account: str
@@ -29,8 +29,7 @@ class Folder:
     unread: int = 0
 
 
-@dataclass(frozen=True)
-class Address:
+class Address(Struct, frozen=True):
     name: str
     addr: str
 
@@ -38,8 +37,7 @@ class Address:
         return self.name or self.addr
 
 
-@dataclass(frozen=True)
-class MessageRef:
+class MessageRef(Struct, frozen=True):
     """Identifies one stored message: its index row and where it lives."""
 
     account: str
@@ -48,8 +46,7 @@ class MessageRef:
     id: int | None = None  # index row id, when known
 
 
-@dataclass(frozen=True)
-class Envelope:
+class Envelope(Struct, frozen=True):
     """What the message list shows for one row."""
 
     ref: MessageRef
@@ -65,8 +62,7 @@ class Envelope:
     message_id: str = ""
 
 
-@dataclass(frozen=True)
-class ServerId:
+class ServerId(Struct, frozen=True):
     """Where a message lives on the server, for backends that have one."""
 
     uid: int | None = None  # IMAP UID
@@ -75,8 +71,7 @@ class ServerId:
     uidl: str | None = None  # POP3 UIDL
 
 
-@dataclass
-class RemoteMessage:
+class RemoteMessage(Struct):
     """A message as a receive backend hands it to the store."""
 
     folder: str

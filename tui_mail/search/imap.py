@@ -23,8 +23,9 @@ from __future__ import annotations
 import datetime as _dt
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from msgspec import Struct
 
 from tui_mail.search.query import IS_VALUES, And, Node, Not, Query, QueryError, Term
 
@@ -35,8 +36,7 @@ MAX_SEARCHES = 16
 _FLAG_FIELDS = {"S": "seen", "F": "flagged", "R": "answered", "D": "draft"}
 
 
-@dataclass(frozen=True)
-class _Lit:
+class _Lit(Struct, frozen=True):
     """A term with its sign, after negations were pushed down."""
 
     term: Term

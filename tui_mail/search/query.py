@@ -22,8 +22,9 @@ import difflib
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Literal, Union
+
+from msgspec import Struct
 
 # Field name -> canonical field. `in:` is Gmail's spelling of folder:.
 FIELDS: dict[str, str] = {
@@ -82,8 +83,7 @@ class QueryError(ValueError):
 DateSpec = tuple[Literal["abs"], _dt.date] | tuple[Literal["rel"], int] | tuple[Literal["day"], int]
 
 
-@dataclass(frozen=True)
-class Term:
+class Term(Struct, frozen=True):
     """One condition. `field` is canonical ("text" for free text); `pos`/`end` locate it."""
 
     field: str
@@ -100,26 +100,22 @@ class Term:
         return resolve_date(self.date, now)
 
 
-@dataclass(frozen=True)
-class Not:
+class Not(Struct, frozen=True):
     child: Node
 
 
-@dataclass(frozen=True)
-class And:
+class And(Struct, frozen=True):
     children: tuple[Node, ...]
 
 
-@dataclass(frozen=True)
-class Or:
+class Or(Struct, frozen=True):
     children: tuple[Node, ...]
 
 
 Node = Union[Term, Not, And, Or]  # noqa: UP007 - a runtime alias used by isinstance users
 
 
-@dataclass(frozen=True)
-class Query:
+class Query(Struct, frozen=True):
     text: str
     root: Node
 
@@ -156,8 +152,7 @@ def resolve_date(spec: DateSpec, now: float | None = None) -> int:
 # --------------------------------------------------------------------------- lexer
 
 
-@dataclass(frozen=True)
-class _Tok:
+class _Tok(Struct, frozen=True):
     kind: str  # "(" ")" "OR" "AND" "NOT" "-" "TERM"
     pos: int
     end: int

@@ -18,8 +18,9 @@ import re
 import time
 import weakref
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from msgspec import Struct, field
 
 from tui_mail.core.errors import MailError
 from tui_mail.search.query import IS_VALUES, And, Node, Not, Or, Query, Term
@@ -140,8 +141,7 @@ def fts_expression(node: Node) -> str | None:
     return expr
 
 
-@dataclass
-class _Compiler:
+class _Compiler(Struct):
     now: float
     folders: Sequence[tuple[str, str]]  # every (account, folder) that has rows
     # True: compile for rows still waiting for their full-text row (fts_pending),
@@ -583,8 +583,7 @@ def count_query(
 # --------------------------------------------------------------------------- folders
 
 
-@dataclass
-class SearchFolder:
+class SearchFolder(Struct):
     """Search results the UI pages like a folder: ids fixed at run time, rows on demand.
 
     Envelopes carry their real (account, folder, key), so open / flag / move act on
@@ -640,8 +639,7 @@ def _json_ids(ids: Iterable[int]) -> str:
     return "[" + ",".join(str(int(i)) for i in ids) + "]"
 
 
-@dataclass(frozen=True)
-class VirtualFolder:
+class VirtualFolder(Struct, frozen=True):
     """A folder made of a query: the unified inbox or a saved search from the config."""
 
     name: str

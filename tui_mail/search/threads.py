@@ -29,8 +29,9 @@ import json
 import re
 import sqlite3
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+from msgspec import Struct, field
 
 if TYPE_CHECKING:
     from tui_mail.store.index import MailIndex
@@ -304,8 +305,7 @@ def _add_candidate(
 # --------------------------------------------------------------------------- JWZ tree
 
 
-@dataclass(frozen=True)
-class ThreadMessage:
+class ThreadMessage(Struct, frozen=True):
     id: int
     message_id: str
     in_reply_to: str
@@ -314,8 +314,7 @@ class ThreadMessage:
     date: int
 
 
-@dataclass(eq=False)
-class Container:
+class Container(Struct, eq=False):
     """A node of the tree: a message, or a placeholder for one we do not have."""
 
     key: str

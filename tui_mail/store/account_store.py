@@ -11,8 +11,9 @@ import contextlib
 import logging
 import os
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
+
+from msgspec import Struct
 
 from tui_mail.core.errors import StoreError
 from tui_mail.core.flags import normalise_maildir_letters
@@ -86,8 +87,7 @@ def role_for_name(name: str) -> FolderRole:
     return _ROLE_NAMES.get(last.casefold(), FolderRole.NONE)
 
 
-@dataclass(frozen=True)
-class RescanResult:
+class RescanResult(Struct, frozen=True):
     added: int = 0
     removed: int = 0
     changed: int = 0

@@ -18,9 +18,11 @@ from __future__ import annotations
 import sqlite3
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from msgspec import Struct, field
+from msgspec.structs import replace
 
 from tui_mail.core.capabilities import Capability
 from tui_mail.core.flags import normalise_maildir_letters
@@ -38,8 +40,7 @@ NOTE = "note"
 _SHOWN = 5
 
 
-@dataclass(frozen=True)
-class Finding:
+class Finding(Struct, frozen=True):
     kind: str  # e.g. "missing-row"; stable, for scripts and tests
     folder: str
     detail: str
@@ -52,8 +53,7 @@ class Finding:
         return (self.kind, self.folder)
 
 
-@dataclass
-class FsckReport:
+class FsckReport(Struct):
     account: str
     findings: list[Finding] = field(default_factory=list)
     files: int = 0  # message files seen on disk
@@ -133,8 +133,7 @@ def check_index_file(path: Path) -> str | None:
 # --------------------------------------------------------------------------- store vs index
 
 
-@dataclass(frozen=True)
-class _Row:
+class _Row(Struct, frozen=True):
     id: int
     key: str
     subdir: str

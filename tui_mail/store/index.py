@@ -17,9 +17,10 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
+
+from msgspec import Struct
 
 from tui_mail.core.errors import StoreError
 from tui_mail.core.flags import FlagSet, normalise_maildir_letters
@@ -214,8 +215,7 @@ class _NeedsReset(Exception):
     pass
 
 
-@dataclass(frozen=True)
-class FolderState:
+class FolderState(Struct, frozen=True):
     """Per-folder sync bookkeeping (the `folders` table)."""
 
     account: str

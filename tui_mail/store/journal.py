@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from typing import Any
+
+from msgspec import Struct
 
 from tui_mail.core.errors import StoreError
 from tui_mail.store.index import MailIndex
@@ -21,8 +22,7 @@ FAILED = "failed"  # tried, will be retried at next_attempt
 _COLUMNS = "id, account, op, payload, state, attempts, next_attempt, created, updated, error"
 
 
-@dataclass(frozen=True)
-class JournalEntry:
+class JournalEntry(Struct, frozen=True):
     id: int
     account: str
     op: str  # "set_flags", "move", "delete", "append", "send", ...

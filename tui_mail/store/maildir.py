@@ -19,8 +19,9 @@ import stat
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
+
+from msgspec import Struct
 
 from tui_mail.core.errors import StoreError
 from tui_mail.core.flags import normalise_maildir_letters
@@ -46,8 +47,7 @@ child_path: Callable[[Path, str], Path] = (
 )
 
 
-@dataclass(frozen=True)
-class StoredFile:
+class StoredFile(Struct, frozen=True):
     folder: str
     key: str  # the unique name before ":2,"; stable across flag changes
     subdir: str  # "new" or "cur"

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from dataclasses import dataclass
 from pathlib import Path
+
+from msgspec import Struct
 
 from tui_mail.core.errors import StoreError
 
@@ -38,8 +39,7 @@ CREATE TABLE IF NOT EXISTS server_seen(
 """
 
 
-@dataclass(frozen=True)
-class SeenEntry:
+class SeenEntry(Struct, frozen=True):
     server_key: str
     local_key: str
     state: str

@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+
+from msgspec import Struct
 
 from tui_mail.backends.base import ReceiveBackend
 from tui_mail.config.schema import EndpointConfig
@@ -21,14 +22,12 @@ DAY = 86400.0
 Progress = Callable[[int, int], None]
 
 
-@dataclass(frozen=True)
-class DownloadResult:
+class DownloadResult(Struct, frozen=True):
     fetched: int
     deleted: int
 
 
-@dataclass(frozen=True)
-class DeletePolicy:
+class DeletePolicy(Struct, frozen=True):
     after_download: bool = False
     after_days: int | None = None
 

@@ -26,11 +26,12 @@ in read-only mode (EXAMINE; any write raises) and nothing touches the store.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+
+import msgspec.structs
+from msgspec import Struct, field
 
 from tui_mail.backends.base import FolderState as RemoteState
 from tui_mail.backends.base import ReceiveBackend, SearchTerm
@@ -102,8 +103,7 @@ def batch_size(done: int, total: int) -> int:
     return max(ramp, min(DELIVER_BATCH, done or ramp, (total - done) // 2))
 
 
-@dataclass(frozen=True)
-class FolderSyncResult:
+class FolderSyncResult(Struct, frozen=True):
     folder: str = ""
     fetched: int = 0
     removed: int = 0
@@ -119,8 +119,7 @@ class FolderSyncResult:
     unchanged: bool = False  # STATUS showed nothing new: not even selected
 
 
-@dataclass
-class AccountSyncResult:
+class AccountSyncResult(Struct):
     folders: list[FolderSyncResult] = field(default_factory=list)
     created: list[str] = field(default_factory=list)
     renamed: list[tuple[str, str]] = field(default_factory=list)
@@ -821,7 +820,7 @@ async def _sync_account(
             return
         rows = await asyncio.shield(tails[0])
         done = result.folders[tail_of]
-        result.folders[tail_of] = dataclasses.replace(done, fetched=done.fetched + rows)
+        result.folders[tail_of] = msgspec.structs.replace(done, fetched=done.fetched + rows)
         tails.clear()
 
     try:

@@ -39,10 +39,11 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from msgspec import Struct, field
 
 from tui_mail import paths
 from tui_mail.core import events as ev
@@ -117,8 +118,7 @@ class State(StrEnum):
 ACTIVE = (State.QUEUED, State.SENDING, State.FAILED, State.UNCERTAIN)
 
 
-@dataclass(frozen=True)
-class OutboxEntry:
+class OutboxEntry(Struct, frozen=True):
     id: int
     account: str
     file: str
@@ -140,8 +140,7 @@ class OutboxEntry:
         )
 
 
-@dataclass(frozen=True)
-class DeliveryResult:
+class DeliveryResult(Struct, frozen=True):
     """What one delivery attempt did. `refused`: recipients the server turned down
     while accepting the message for the others (the message counts as sent)."""
 
@@ -153,8 +152,7 @@ class DeliveryResult:
     refused: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, kw_only=True)
-class OutboxChanged(ev.Event):
+class OutboxChanged(ev.Event, frozen=True, kw_only=True):
     """The account's outbox as it is now: every message not yet sent or cancelled."""
 
     entries: tuple[OutboxEntry, ...] = field(default_factory=tuple)
@@ -764,8 +762,7 @@ def describe(result: DeliveryResult) -> str:
 # ---------------------------------------------------------------------- headless (`tui-mail send`)
 
 
-@dataclass(frozen=True)
-class SendOutcome:
+class SendOutcome(Struct, frozen=True):
     exit_code: int
     lines: tuple[str, ...]
 

@@ -57,8 +57,9 @@ offline must not silently disappear.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import NamedTuple
+
+from msgspec import Struct, field
 
 from tui_mail.core.flags import Flag, FlagSet, normalise_maildir_letters
 from tui_mail.core.models import FolderRole, ServerId
@@ -75,8 +76,7 @@ def _is_inbox(name: str) -> bool:
 # --------------------------------------------------------------------------- inputs
 
 
-@dataclass(frozen=True)
-class SavedState:
+class SavedState(Struct, frozen=True):
     """What the last complete sync of a folder saved (None fields: unknown)."""
 
     uidvalidity: int | None = None
@@ -85,8 +85,7 @@ class SavedState:
     role: FolderRole | None = None
 
 
-@dataclass(frozen=True)
-class ServerState:
+class ServerState(Struct, frozen=True):
     """What SELECT or STATUS says about a folder now."""
 
     uidvalidity: int
@@ -107,8 +106,7 @@ class LocalMessage(NamedTuple):
     pending: bool = False
 
 
-@dataclass(frozen=True)
-class LocalChange:
+class LocalChange(Struct, frozen=True):
     """A journal entry: a change made here that the server has not confirmed."""
 
     entry: int
@@ -121,8 +119,7 @@ class LocalChange:
     due: bool = True  # False while waiting out a backoff after a failure
 
 
-@dataclass(frozen=True)
-class Reads:
+class Reads(Struct, frozen=True):
     """Read-only server commands the plan needs beyond SELECT/STATUS."""
 
     message_ids: bool = False  # UID, Message-ID and FLAGS of every message (re-match)
@@ -137,8 +134,7 @@ class Reads:
         return not (self.message_ids or self.list_from is not None or self.flags or self.expunged)
 
 
-@dataclass(frozen=True)
-class Answers:
+class Answers(Struct, frozen=True):
     """What those reads returned."""
 
     message_ids: Sequence[tuple[int, str, FlagSet]] | None = None  # (uid, Message-ID, flags)
@@ -150,60 +146,52 @@ class Answers:
 # --------------------------------------------------------------------------- steps
 
 
-@dataclass(frozen=True)
-class Step:
+class Step(Struct, frozen=True):
     folder: str
 
     def describe(self) -> str:  # pragma: no cover - every step overrides it
         return type(self).__name__
 
 
-@dataclass(frozen=True)
-class CreateFolder(Step):
+class CreateFolder(Step, frozen=True):
     def describe(self) -> str:
         return f"create local folder {self.folder!r}"
 
 
-@dataclass(frozen=True)
-class RenameFolder(Step):
+class RenameFolder(Step, frozen=True):
     new: str
 
     def describe(self) -> str:
         return f"rename local folder {self.folder!r} to {self.new!r} (renamed on the server)"
 
 
-@dataclass(frozen=True)
-class RemoveFolder(Step):
+class RemoveFolder(Step, frozen=True):
     on_disk: bool = True
 
     def describe(self) -> str:
         return f"remove local folder {self.folder!r} (deleted on the server)"
 
 
-@dataclass(frozen=True)
-class KeepFolder(Step):
+class KeepFolder(Step, frozen=True):
     def describe(self) -> str:
         return f"keep local folder {self.folder!r}: deleted on the server but holds local mail"
 
 
-@dataclass(frozen=True)
-class SetRole(Step):
+class SetRole(Step, frozen=True):
     role: FolderRole | None
 
     def describe(self) -> str:
         return f"mark {self.folder!r} as {self.role.value if self.role else 'an ordinary folder'}"
 
 
-@dataclass(frozen=True)
-class ForgetServerIds(Step):
+class ForgetServerIds(Step, frozen=True):
     ids: tuple[int, ...]
 
     def describe(self) -> str:
         return f"forget the old UIDs of {_n(len(self.ids), 'local copy', 'local copies')}"
 
 
-@dataclass(frozen=True)
-class Rematch(Step):
+class Rematch(Step, frozen=True):
     msg_id: int
     key: str
     uid: int
@@ -213,8 +201,7 @@ class Rematch(Step):
         return f"match local copy {self.key} to UID {self.uid} by Message-ID"
 
 
-@dataclass(frozen=True)
-class SetLocalFlags(Step):
+class SetLocalFlags(Step, frozen=True):
     """Store the server's flags (merged by the conflict rule) into the local copy."""
 
     msg_id: int
@@ -226,8 +213,7 @@ class SetLocalFlags(Step):
         return f"set local flags of {self.key} to {self.letters or '(none)'}"
 
 
-@dataclass(frozen=True)
-class PushFlags(Step):
+class PushFlags(Step, frozen=True):
     entry: int
     msg_id: int
     key: str
@@ -242,8 +228,7 @@ class PushFlags(Step):
         return f"push flags {' '.join(parts) or '(none)'} to UID {self.server_id.uid}"
 
 
-@dataclass(frozen=True)
-class DropChange(Step):
+class DropChange(Step, frozen=True):
     """A journal entry that can never apply (its message is not on the server)."""
 
     entry: int
@@ -255,8 +240,7 @@ class DropChange(Step):
         return f"drop a pending change: {self.reason}"
 
 
-@dataclass(frozen=True)
-class AppendRemote(Step):
+class AppendRemote(Step, frozen=True):
     """Store a local addition on the server (APPEND), unless it is already there."""
 
     entry: int
@@ -269,16 +253,14 @@ class AppendRemote(Step):
         return f"append local message {self.key} to the server folder"
 
 
-@dataclass(frozen=True)
-class Fetch(Step):
+class Fetch(Step, frozen=True):
     uids: tuple[int, ...]
 
     def describe(self) -> str:
         return f"fetch {_n(len(self.uids), 'new message', 'new messages')} ({_span(self.uids)})"
 
 
-@dataclass(frozen=True)
-class DeleteLocal(Step):
+class DeleteLocal(Step, frozen=True):
     msg_id: int
     key: str
     uid: int | None = None
@@ -288,16 +270,14 @@ class DeleteLocal(Step):
         return f"delete local copy {self.key}{gone}"
 
 
-@dataclass(frozen=True)
-class DeleteRemote(Step):
+class DeleteRemote(Step, frozen=True):
     ids: tuple[ServerId, ...]
 
     def describe(self) -> str:
         return f"delete {_n(len(self.ids), 'message', 'messages')} on the server"
 
 
-@dataclass(frozen=True)
-class MoveRemote(Step):
+class MoveRemote(Step, frozen=True):
     ids: tuple[ServerId, ...]
     to_folder: str
     copy: bool = False
@@ -308,8 +288,7 @@ class MoveRemote(Step):
         return f"{verb} {what} to {self.to_folder!r} on the server"
 
 
-@dataclass(frozen=True)
-class SaveState(Step):
+class SaveState(Step, frozen=True):
     uidvalidity: int
     uidnext: int | None
     highestmodseq: int | None
@@ -329,8 +308,7 @@ def _span(uids: Sequence[int]) -> str:
     return f"UID {lo}" if lo == hi else f"UIDs {lo}-{hi}"
 
 
-@dataclass(frozen=True)
-class FolderPlan:
+class FolderPlan(Struct, frozen=True):
     folder: str
     steps: tuple[Step, ...] = ()
     reads: Reads = field(default_factory=Reads)
@@ -379,8 +357,7 @@ def _summary(kind: type[Step], steps: Sequence[Step]) -> str:
 # --------------------------------------------------------------------------- one folder
 
 
-@dataclass(frozen=True)
-class _Split:
+class _Split(Struct, frozen=True):
     same: bool  # UIDVALIDITY is the one saved
     changed: bool  # a saved UIDVALIDITY exists and differs
     current: dict[int, LocalMessage]  # uid -> copy whose UID is valid now
@@ -688,8 +665,7 @@ def adopt_orphans(
 # --------------------------------------------------------------------------- folders
 
 
-@dataclass(frozen=True)
-class RemoteFolderInfo:
+class RemoteFolderInfo(Struct, frozen=True):
     name: str
     role: FolderRole | None = None
     selectable: bool = True

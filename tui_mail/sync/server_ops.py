@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+
+from msgspec import Struct
 
 from tui_mail.backends.base import ReceiveBackend
 from tui_mail.core.errors import ConnectError, MailError
@@ -23,8 +24,7 @@ from tui_mail.sync.backoff import Backoff
 SET_FLAGS = "set_flags"
 
 
-@dataclass(frozen=True)
-class PushResult:
+class PushResult(Struct, frozen=True):
     confirmed: tuple[MessageRef, ...]
     failed: int
 

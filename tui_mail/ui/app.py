@@ -149,7 +149,7 @@ class MailApp(App[int]):
     def add_account_from(self, config_path: Path, name: str) -> None:
         """Read account `name` from the config file (the setup screen just wrote it)
         and run it beside the others: its folders appear and it syncs, no restart."""
-        from dataclasses import replace
+        from msgspec.structs import replace
 
         from tui_mail.config.load import load_config
 

@@ -18,8 +18,10 @@ import shlex
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from msgspec.structs import replace
 
 from tui_mail.compose.build import (
     ComposeError,
