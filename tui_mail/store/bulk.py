@@ -36,14 +36,17 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
 from tui_mail.core.errors import MailError
-from tui_mail.core.models import ServerId
-from tui_mail.store.maildir import StoredFile
+
+if TYPE_CHECKING:
+    # Only names here: prestart() runs before the record types are imported.
+    from tui_mail.core.models import ServerId
+    from tui_mail.store.maildir import StoredFile
 
 # (the durable file, its bytes as written, the server's id for it)
-WrittenFile: TypeAlias = tuple[StoredFile, bytes, ServerId | None]
+WrittenFile: TypeAlias = "tuple[StoredFile, bytes, ServerId | None]"
 
 # A batch of 500 takes the helper ~30 ms; a lock held by another writer can make it
 # wait busy_timeout (5 s) and fail. Far beyond both means it is stuck.
@@ -230,8 +233,9 @@ def _read_exact(fd: int, n: int, deadline: float) -> bytes:
 
 def _serve(index_path: str) -> None:
     # Imported here: the parent side above needs none of this.
+    from tui_mail.core.models import ServerId
     from tui_mail.store.index import MailIndex
-    from tui_mail.store.maildir import child_path
+    from tui_mail.store.maildir import StoredFile, child_path
     from tui_mail.store.parse import parse_headers
 
     # Opened at the first batch: a helper started with the command (prestart) runs
