@@ -31,7 +31,6 @@ import random
 import struct
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from email import message_from_bytes
 from email.charset import QP, Charset
@@ -44,6 +43,8 @@ from email.mime.text import MIMEText
 from email.policy import Compat32
 from email.utils import format_datetime, formataddr
 from typing import Any
+
+from msgspec import Struct, field
 
 __all__ = [
     "DEFAULT_NOW",
@@ -99,8 +100,7 @@ class _Policy(Compat32):
 _POLICY = _Policy(mangle_from_=False)
 
 
-@dataclass(frozen=True)
-class DemoMessage:
+class DemoMessage(Struct, frozen=True):
     folder: str  # one of FOLDERS
     raw: bytes  # a complete RFC 5322 message with LF line endings
     flags: str  # Maildir flag letters in ASCII order, e.g. "S", "FS", "RS", "" (unread)
@@ -110,8 +110,7 @@ class DemoMessage:
 # --------------------------------------------------------------------------- people
 
 
-@dataclass(frozen=True)
-class _Person:
+class _Person(Struct, frozen=True):
     name: str
     email: str
     charset: str = "utf-8"  # what this person's mail client writes headers and bodies in
@@ -530,8 +529,7 @@ _LOREM_PERSONAL = (
 # A short thread: subject, who writes each message in turn ("user" is the demo user),
 # where the received messages live, and either a pool of sentences to draw from or a
 # script (one complete body per message).
-@dataclass(frozen=True)
-class _Short:
+class _Short(Struct, frozen=True):
     subject: str
     seq: tuple[str, ...]
     folder: str  # "INBOX", "Archive", or "split" (first message archived, rest in INBOX)
@@ -1395,16 +1393,14 @@ def _html_from_text(text: str, charset: str) -> str:
     )
 
 
-@dataclass(frozen=True)
-class _Attachment:
+class _Attachment(Struct, frozen=True):
     filename: str
     ctype: str
     data: bytes | str | Message
     content_id: str = ""  # set for inline parts of a multipart/related
 
 
-@dataclass
-class _Entry:
+class _Entry(Struct):
     folder: str
     raw: bytes
     date: int
@@ -1413,8 +1409,7 @@ class _Entry:
     fixed: bool = False  # its flags are part of the fixture; leave them alone
 
 
-@dataclass(frozen=True)
-class _Post:
+class _Post(Struct, frozen=True):
     msgid: str
     refs: tuple[str, ...]
     subject: str
@@ -1425,8 +1420,7 @@ class _Post:
     entry: _Entry
 
 
-@dataclass(frozen=True)
-class _MailingList:
+class _MailingList(Struct, frozen=True):
     folder: str
     address: str
     list_id: str

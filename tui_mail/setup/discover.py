@@ -13,7 +13,8 @@ import asyncio
 import random
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+
+from msgspec import Struct, field
 
 from tui_mail.setup.autoconfig import AutoconfigError, autoconfig_urls, fetch, parse_autoconfig
 from tui_mail.setup.probe import (
@@ -52,8 +53,7 @@ GUESS_PORTS: dict[Protocol, tuple[tuple[int, Security], ...]] = {
 _EMAIL = re.compile(r"[^@\s]+@([A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)*)")
 
 
-@dataclass(frozen=True)
-class Step:
+class Step(Struct, frozen=True):
     """One line of progress: `stage` is "SRV", "autoconfig", "guess" or "result"."""
 
     stage: str
@@ -64,16 +64,14 @@ class Step:
 Report = Callable[[Step], None]
 
 
-@dataclass(frozen=True)
-class SrvRecord:
+class SrvRecord(Struct, frozen=True):
     priority: int
     weight: int
     port: int
     target: str
 
 
-@dataclass
-class Discovery:
+class Discovery(Struct):
     email: str
     domain: str
     probes: list[Probe] = field(default_factory=list)

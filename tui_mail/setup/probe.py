@@ -14,9 +14,11 @@ import ipaddress
 import socket
 import ssl
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
+
+from msgspec import Struct, field
+from msgspec.structs import replace
 
 from tui_mail.core.tls import client_context
 
@@ -36,8 +38,7 @@ _MAX_LINES = 200  # a capability listing longer than this is not a mail server w
 _PASSWORD_MECHS = frozenset({"PLAIN", "LOGIN", "CRAM-MD5"})
 
 
-@dataclass(frozen=True)
-class NetOptions:
+class NetOptions(Struct, frozen=True):
     """How discovery reaches the network.
 
     `resolver` ("ip", port) sends every lookup (SRV, A/AAAA, autoconfig hosts)
@@ -52,8 +53,7 @@ class NetOptions:
     port_map: Mapping[int, int] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class Candidate:
+class Candidate(Struct, frozen=True):
     """A server some source suggests, not yet checked."""
 
     protocol: Protocol
@@ -71,8 +71,7 @@ class Candidate:
         return f"{host}:{self.port}"
 
 
-@dataclass(frozen=True)
-class Probe:
+class Probe(Struct, frozen=True):
     """What a live check of a candidate found."""
 
     candidate: Candidate

@@ -14,9 +14,10 @@ import re
 import shlex
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
+
+from msgspec import Struct, field
 
 from tui_mail.config.schema import AccountConfig, AppConfig, EndpointConfig
 from tui_mail.core.errors import AuthError, ConfigError, ConnectError, MailError, TLSError
@@ -70,8 +71,7 @@ class SetupError(MailError):
         self.hint = hint
 
 
-@dataclass(frozen=True)
-class Plan:
+class Plan(Struct, frozen=True):
     """What will be written, once the logins are proven."""
 
     email: str
@@ -87,8 +87,7 @@ class Plan:
         return self.receive.protocol
 
 
-@dataclass(frozen=True)
-class Secret:
+class Secret(Struct, frozen=True):
     """The password (for the tests; written only when `storage` is "file") and how to keep it."""
 
     password: str
@@ -96,8 +95,7 @@ class Secret:
     command: str | None = None  # storage "command": the user's command
 
 
-@dataclass
-class Options:
+class Options(Struct):
     """Everything the CLI flags (or the TUI fields) can set."""
 
     email: str = ""
@@ -537,7 +535,7 @@ async def _password_loop(ui: Prompter, plan: Plan, opts: Options) -> str:
 def _with_user(plan: Plan, opts: Options) -> Plan:
     if not opts.user:
         return plan
-    from dataclasses import replace
+    from msgspec.structs import replace
 
     return replace(plan, user=opts.user, send_user=opts.user)
 

@@ -14,14 +14,14 @@ a page-down. Rewriting each node's bindings once gives the same result.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace  # for textual's Binding, a dataclass
 from typing import Any
 
+from msgspec import Struct
 from textual.binding import Binding, BindingsMap
 
 
-@dataclass(frozen=True)
-class Action:
+class Action(Struct, frozen=True):
     id: str
     description: str
     context: str  # where it applies, for the help screen
@@ -179,8 +179,7 @@ PRESETS: dict[str, dict[str, str]] = {
 DEFAULT_PRESET = "vim"
 
 
-@dataclass(frozen=True)
-class ResolvedKeymap:
+class ResolvedKeymap(Struct, frozen=True):
     keys: dict[str, str]  # action id -> "key,key"
     preset: str
     warnings: tuple[str, ...] = ()

@@ -13,7 +13,7 @@ from tui_mail.core import events as ev
 
 
 class CoreEvent(Message, bubble=False):
-    """Any event from an account worker; `event` is the core dataclass."""
+    """Any event from an account worker; `event` is the core record."""
 
     def __init__(self, event: ev.Event) -> None:
         super().__init__()

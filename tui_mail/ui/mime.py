@@ -11,11 +11,12 @@ from __future__ import annotations
 import email
 import email.policy
 import re
-from dataclasses import dataclass, field
 from email.header import decode_header, make_header
 from email.headerregistry import Address
 from email.message import EmailMessage, Message
 from typing import Any
+
+from msgspec import Struct, field
 
 from tui_mail.compose.build import AddressError, header_fields, parse_address_list
 
@@ -25,15 +26,13 @@ MAIN_HEADERS = ("From", "To", "Cc", "Date", "Subject")
 HEADER_DECODE_LIMIT = 64 * 1024
 
 
-@dataclass(frozen=True)
-class Attachment:
+class Attachment(Struct, frozen=True):
     filename: str
     content_type: str
     size: int
 
 
-@dataclass
-class ParsedMessage:
+class ParsedMessage(Struct):
     headers: list[tuple[str, str]] = field(default_factory=list)  # every header, decoded
     body: str = ""
     body_type: str = "none"  # "plain" | "html" | "none"

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from msgspec import Struct, field
 from textual.color import Color, ColorParseError
 from textual.theme import BUILTIN_THEMES, Theme
 
@@ -39,8 +39,7 @@ _COLOR_KEYS = (
 _TOP_KEYS = {"name", "dark", "ansi", "colors", "variables", "luminosity_spread", "text_alpha"}
 
 
-@dataclass
-class ThemeChoice:
+class ThemeChoice(Struct):
     themes: list[Theme]  # every theme we could load, to register with the app
     name: str  # the theme to activate
     warnings: list[str] = field(default_factory=list)

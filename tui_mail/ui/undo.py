@@ -10,16 +10,16 @@ a new row when the copy comes back with its new UID.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
+
+from msgspec import Struct, field
 
 from tui_mail.core.commands import Command, Move, SetFlags
 from tui_mail.core.flags import Flag
 from tui_mail.core.models import Envelope, MessageRef
 
 
-@dataclass
-class FlagUndo:
+class FlagUndo(Struct):
     refs: tuple[MessageRef, ...]
     add: frozenset[Flag]  # what the change added (the undo removes it)
     remove: frozenset[Flag]
@@ -33,16 +33,14 @@ class FlagUndo:
         return commands, 0
 
 
-@dataclass(frozen=True)
-class Moved:
+class Moved(Struct, frozen=True):
     account: str
     id: int | None
     message_id: str
     from_folder: str
 
 
-@dataclass
-class MoveUndo:
+class MoveUndo(Struct):
     moved: tuple[Moved, ...]
     to_folder: str
     description: str

@@ -14,10 +14,10 @@ made inert (an external command's output is not trusted).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from email.headerregistry import Address as HeaderAddress
 from typing import TYPE_CHECKING, ClassVar
 
+from msgspec import Struct
 from textual.actions import SkipAction
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -35,8 +35,7 @@ ADDRESS_HEADERS = frozenset({"to", "cc", "bcc"})
 _HEADER_NAME = re.compile(r"([A-Za-z][A-Za-z0-9-]*):")
 
 
-@dataclass(frozen=True)
-class AddressSlot:
+class AddressSlot(Struct, frozen=True):
     """The address being typed: on `row`, columns `start` to `end`, and its text."""
 
     row: int
@@ -83,8 +82,7 @@ def address_text(address: Address) -> str:
     return address.addr
 
 
-@dataclass
-class _Cycle:
+class _Cycle(Struct):
     """The last completion put in, so another Tab can replace it with the next match."""
 
     slot: AddressSlot

@@ -18,9 +18,9 @@ import shlex
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from msgspec import Struct, field
 from msgspec.structs import replace
 
 from tui_mail.compose.build import (
@@ -99,8 +99,7 @@ def initial_draft(mode: str, account: AccountConfig, raw: bytes | None) -> Draft
     raise ComposeError(f"unknown compose mode {mode!r}")
 
 
-@dataclass
-class ComposeSession:
+class ComposeSession(Struct):
     """One message being composed, from the first edit until it is sent or saved."""
 
     account: AccountConfig

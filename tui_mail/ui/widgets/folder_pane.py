@@ -8,9 +8,9 @@ line under it saying so, with the time of the next attempt.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from typing import ClassVar
 
+from msgspec import Struct, field
 from rich.cells import cell_len
 from textual import on
 from textual.binding import BindingType
@@ -52,15 +52,13 @@ GUESSED_ROLES = {
 }
 
 
-@dataclass
-class _Account:
+class _Account(Struct):
     state: ConnectionState | None = None
     retry_at: float | None = None
     folders: dict[str, Folder] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class Row:
+class Row(Struct, frozen=True):
     # "account" | "state" | "folder" | "parent" (an implied level, not a folder)
     # | "group" (the "Searches" heading) | "virtual" (a unified inbox or saved search)
     kind: str

@@ -9,8 +9,8 @@ state objects (aerc's AccountState): events only change fields and refresh.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
+from msgspec import Struct
 from textual.content import Content
 from textual.widget import Widget
 
@@ -18,8 +18,7 @@ from tui_mail.core.events import ConnectionState
 from tui_mail.core.sanitize import inert_line
 
 
-@dataclass
-class AccountStatus:
+class AccountStatus(Struct):
     state: ConnectionState | None = None
     detail: str = ""
     progress: tuple[str, str, int, int] | None = None  # folder, activity, done, total
