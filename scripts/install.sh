@@ -41,7 +41,15 @@ fi
 extra=""
 [ "$mode" = "--test" ] && extra="[test]"
 log "installing tui-mail$extra into $VENV"
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$REPO$extra"
+pip_install() { "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$REPO$extra"; }
+if ! pip_install; then
+  # msgspec is compiled: where PyPI has no wheel for this machine (32-bit ARM, say)
+  # pip builds it, which needs a C compiler and the Python headers.
+  [ "$(id -u)" = 0 ] || { log "pip install failed; a C compiler and python3-dev may help"; exit 1; }
+  log "pip install failed; installing a C compiler and the Python headers, then retrying"
+  apt_install build-essential python3-dev
+  pip_install
+fi
 
 if [ "$(id -u)" = 0 ] && [ -d /usr/local/bin ]; then
   ln -sf "$VENV/bin/tui-mail" /usr/local/bin/tui-mail

@@ -53,7 +53,15 @@ want="$(sha256sum pyproject.toml | cut -d' ' -f1) $("$VPY" -c 'import sys; print
 if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ] \
    || ! "$VPY" -c 'import tui_mail, pytest' >/dev/null 2>&1; then
   log "pip install -e '.[test]' into $VENV"
-  "$VPY" -m pip install -q --disable-pip-version-check -e '.[test]' </dev/null
+  pip_install() { "$VPY" -m pip install -q --disable-pip-version-check -e '.[test]' </dev/null; }
+  if ! pip_install; then
+    # A compiled dependency (msgspec) without a wheel for this machine is built
+    # from source: that needs a C compiler and the Python headers.
+    is_root || die "pip install failed; install build-essential and python3-dev and rerun"
+    log "pip install failed; installing build-essential and python3-dev, then retrying"
+    PYTHON="$PY" MAILSTACK_EXTRA_PKGS="build-essential python3-dev" bash "$MAILSTACK_SH" install
+    pip_install
+  fi
   printf '%s\n' "$want" > "$STAMP"
 fi
 

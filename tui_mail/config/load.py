@@ -18,8 +18,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from msgspec import Struct, field
-
 from tui_mail.config.schema import (
     DEFAULT_PORTS,
     AccountConfig,
@@ -141,10 +139,13 @@ def _endpoint_summary(ep: EndpointConfig) -> str:
 # --------------------------------------------------------------------------- context
 
 
-class _Ctx(Struct, dict=True):  # dict: room for cached_property
-    path: Path
-    text: str
-    warnings: list[str] = field(default_factory=list)
+class _Ctx:
+    """One load's file, text and warnings (a working object, not a record)."""
+
+    def __init__(self, path: Path, text: str) -> None:
+        self.path = path
+        self.text = text
+        self.warnings: list[str] = []
 
     @cached_property
     def lines(self) -> dict[KeyPath, int]:
