@@ -153,7 +153,7 @@ def test_status_imports_nothing_heavy(index_path: Path) -> None:
         "from tui_mail.cli import main\n"
         "main(['status'])\n"
         "heavy = ('asyncio', 'email', 'textual', 'tui_mail.store', 'tui_mail.sync',"
-        " 'tui_mail.config.load', 'dataclasses')\n"
+        " 'tui_mail.config.load', 'dataclasses', 'msgspec')\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in heavy or m in heavy"
         " or any(m.startswith(h + '.') for h in heavy))\n"
         "print('BAD', bad, file=sys.stderr)\n"
