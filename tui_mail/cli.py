@@ -334,6 +334,7 @@ def _run_index_rebuild(args: argparse.Namespace) -> int:
 def _run_sync(args: argparse.Namespace) -> int:
     from tui_mail.store import bulk
 
+    bulk.collect_less()
     # No index yet: this is a first sync, which will index in a helper process. Start
     # it before our own imports, so both start up at once (store/bulk.py).
     if not args.dry_run and not paths.index_path().exists():

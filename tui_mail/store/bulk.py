@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import gc
 import os
 import pickle
 import select
@@ -174,6 +175,18 @@ def _widen_pipe(fd: int) -> None:
         fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
 
 
+def collect_less() -> None:
+    """Run the cyclic garbage collector less often, for a bulk download.
+
+    A download makes many short-lived objects per message and no cycles worth
+    finding early. At the default gen-0 threshold (700), a 10k-message first sync ran
+    ~90 collections in the main process, one of them over every object the imports
+    made. At 50,000 it runs none; cycles still go, just later. Benchmark (10k
+    messages, 3 x 10-12 alternating runs): 7-11 ms less wall time, 17-22 ms less CPU.
+    """
+    gc.set_threshold(50_000, 50, 100)
+
+
 def cpus() -> int:
     """Cores this process may run on: with one, a helper would only take turns with us."""
     try:
@@ -244,6 +257,7 @@ def _read_exact(fd: int, n: int, deadline: float) -> bytes:
 
 
 def _serve(index_path: str) -> None:
+    collect_less()
     # Imported here: the parent side above needs none of this.
     from tui_mail.core.models import ServerId
     from tui_mail.store.index import MailIndex
