@@ -182,7 +182,7 @@ def collect_less() -> None:
     finding early. At the default gen-0 threshold (700), a 10k-message first sync ran
     ~90 collections in the main process, one of them over every object the imports
     made. At 50,000 it runs none; cycles still go, just later. Benchmark (10k
-    messages, 3 x 10-12 alternating runs): 7-11 ms less wall time, 17-22 ms less CPU.
+    messages, 3 x 10-12 alternating runs): 7-22 ms less wall time, 17-22 ms less CPU.
     """
     gc.set_threshold(50_000, 50, 100)
 
