@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import mailbox
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -93,6 +94,31 @@ def test_unique_names_follow_the_spec() -> None:
     sec, rest = name.split(".", 1)
     assert sec.isdigit() and rest.startswith("M") and "P" in rest and "Q" in rest
     assert "/" not in name and ":" not in name
+
+
+def test_unique_names_of_a_forked_child_carry_its_own_pid_and_random_part() -> None:
+    ours = unique_name()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its name and leave without running pytest's exit
+        os.write(write, unique_name().encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    with os.fdopen(read, "rb") as pipe:
+        theirs = pipe.read().decode()
+    assert f"P{pid}Q" in theirs and f"P{os.getpid()}Q" in ours
+    assert theirs.split("R")[-1] != ours.split("R")[-1]
+
+
+def test_add_reports_what_the_file_holds(store: MaildirStore) -> None:
+    """add() takes size and mtime from what it wrote, not from a stat of the file."""
+    before = time.time()
+    stored = store.add("INBOX", MSG, "S")
+    st = stored.path.stat()
+    assert stored.size == st.st_size == len(MSG)
+    # The file system's clock is coarser (a few ms) than time.time().
+    assert before - 0.05 <= stored.mtime and abs(stored.mtime - st.st_mtime) < 0.05
 
 
 @pytest.mark.parametrize(
