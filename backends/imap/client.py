@@ -59,6 +59,7 @@ from msgspec import Struct, field
 from tui_mail.backends.imap.parse import (
     DEFAULT_LIMITS,
     RESPONSE_COST,
+    TOKEN_COST,
     Continuation,
     FetchData,
     Framer,
@@ -72,6 +73,7 @@ from tui_mail.backends.imap.parse import (
     parse_response,
     server_reason,
     server_text,
+    token_bound,
 )
 from tui_mail.core.errors import (
     AuthError,
@@ -341,7 +343,14 @@ class ImapConnection(asyncio.Protocol):
         # EXPUNGE is never read from a result (the change is noted above): not kept,
         # so one UID MOVE of 200k messages stays within the budget.
         keep = not (isinstance(resp, Untagged) and resp.name == "EXPUNGE")
-        pending.cost += (RESPONSE_COST if keep else 128) + sum(map(len, parts))
+        cost = sum(map(len, parts))
+        if keep:
+            # What the parsed tokens hold, not only their bytes: "()" is 2 bytes
+            # on the wire and ~64 as a Python list in a list.
+            cost += RESPONSE_COST + TOKEN_COST * token_bound(parts)
+        else:
+            cost += 128
+        pending.cost += cost
         limit = self.s.limits.max_untagged
         if pending.cost > limit:
             raise ProtocolError(

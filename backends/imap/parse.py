@@ -15,10 +15,11 @@ Representation of parsed tokens (`Token`):
 * a parenthesised list is a `list` of tokens.
 
 Bounds: a line longer than `Limits.max_line`, a literal larger than
-`Limits.max_literal`, a response larger than `Limits.max_response` or lists
-nested deeper than `Limits.max_depth` raise `ProtocolError` (and the client
-bounds what one command may collect by `Limits.max_untagged`); nothing a server
-sends can make us buffer without limit or recurse.
+`Limits.max_literal`, a response larger than `Limits.max_response`, one of more
+than `Limits.max_tokens` tokens or lists nested deeper than `Limits.max_depth`
+raise `ProtocolError` (and the client bounds what one command may collect by
+`Limits.max_untagged`, tokens included); nothing a server sends can make us
+buffer without limit or recurse.
 """
 
 from __future__ import annotations
@@ -55,15 +56,22 @@ class Limits(Struct, frozen=True):
     max_literal: int = 100 * 1024 * 1024
     max_response: int = 110 * 1024 * 1024
     max_depth: int = 64
+    # Tokens (atoms, strings, NIL, lists) in one response: enough for the SEARCH
+    # line. A token is ~60 bytes of Python objects, so the line length alone did
+    # not bound what a response becomes: 8 MiB of "()" parsed into 4M lists, ~300 MB.
+    max_tokens: int = 1_100_000
     # Untagged responses kept for one command (LIST, SEARCH, STATUS...), each
-    # costed at its size plus `RESPONSE_COST`: a server that never completes a
-    # command but keeps talking would otherwise grow memory without end, and
-    # the silence timeout never fires on a server that talks.
-    max_untagged: int = 32 * 1024 * 1024
+    # costed at its size, `RESPONSE_COST` and `TOKEN_COST` per token it may hold
+    # (`token_bound`): a server that never completes a command but keeps talking
+    # would otherwise grow memory without end, and the silence timeout never
+    # fires on a server that talks. That SEARCH line costs ~70 MiB.
+    max_untagged: int = 96 * 1024 * 1024
 
 
-# What one parsed response costs beyond its bytes (objects, tokens), for max_untagged.
+# What one parsed response costs beyond its bytes, for max_untagged: the response,
+# and each token (a small str or list, and its slot in the list that holds it).
 RESPONSE_COST = 512
+TOKEN_COST = 64
 
 
 DEFAULT_LIMITS = Limits()
@@ -303,7 +311,8 @@ def tokenize(parts: Sequence[bytes], pos: int = 0, limits: Limits = DEFAULT_LIMI
     """Tokens of a framed response from byte `pos` of its first line on.
 
     Iterative (a stack, not recursion), so a deeply nested list can only
-    exceed `limits.max_depth`, never Python's stack.
+    exceed `limits.max_depth`, never Python's stack; and at most
+    `limits.max_tokens` of them, whatever the line length allows.
     """
     top: list[Token] = []
     cur = top
@@ -311,6 +320,7 @@ def tokenize(parts: Sequence[bytes], pos: int = 0, limits: Limits = DEFAULT_LIMI
     index = 0
     line = parts[0]
     match = _TOKEN.match
+    left = limits.max_tokens
     while True:
         if pos >= len(line):
             break
@@ -323,6 +333,12 @@ def tokenize(parts: Sequence[bytes], pos: int = 0, limits: Limits = DEFAULT_LIMI
             )
         pos = m.end()
         kind = m.lastindex
+        if kind != 2:  # every kind but ")" adds a token
+            left -= 1
+            if left < 0:
+                raise ProtocolError(
+                    f"the IMAP server sent a response of more than {limits.max_tokens} tokens"
+                )
         if kind == 5:
             cur.append(_atom(m.group(5)))
         elif kind == 3:
@@ -351,6 +367,17 @@ def tokenize(parts: Sequence[bytes], pos: int = 0, limits: Limits = DEFAULT_LIMI
     if stack:
         raise ProtocolError(f"the IMAP server sent an unclosed '(': {server_text(parts[0])!r}")
     return top
+
+
+def token_bound(parts: Sequence[bytes]) -> int:
+    """At most how many tokens `tokenize` makes of a framed response, counted in C.
+
+    A token starts a line, or follows a space, a parenthesis or a quoted string;
+    a ")" must close a "(" (or tokenizing fails there), so each "(" stands for
+    itself, the token after it and the token after its ")". The literals of a
+    response are its odd parts, one token each, counted by the line they end.
+    """
+    return sum(2 + p.count(b" ") + 3 * p.count(b"(") + p.count(b'"') for p in parts[::2])
 
 
 # --------------------------------------------------------------------------- responses

@@ -275,6 +275,37 @@ async def test_literal_over_the_limit_kills_the_connection_not_the_memory() -> N
             await conn.command(b"NOOP")
 
 
+async def test_a_flood_of_tokens_kills_the_connection_not_the_memory() -> None:
+    """Short lines that parse into many objects: one past max_tokens, or many kept
+    for one command past max_untagged, each counted by its tokens, not its bytes."""
+
+    def flood(lines: int, lists: int) -> Handler:
+        line = b"* 1 FOO " + b"()" * lists + b"\r\n"
+        return lambda tag, rest: line * lines + f"{tag} OK done\r\n".encode()
+
+    limits = Limits(max_tokens=10_000, max_untagged=2_000_000)
+    async with FakeImap(overrides={"NOOP": flood(1, 20_000)}) as fake:
+        conn = ImapConnection(settings(fake.port, limits=limits))
+        await conn.open(lambda: PASSWORD)
+        with pytest.raises(ProtocolError, match="more than 10000 tokens"):
+            await conn.command(b"NOOP")
+        assert not conn.alive
+    # 40 lines of 5,000 lists: 400 kB on the wire, ~12 MB as objects.
+    async with FakeImap(overrides={"NOOP": flood(40, 5_000)}) as fake:
+        conn = ImapConnection(settings(fake.port, limits=limits))
+        await conn.open(lambda: PASSWORD)
+        with pytest.raises(ProtocolError, match="more than 2000000 bytes of responses"):
+            await conn.command(b"NOOP")
+        assert not conn.alive
+    # Within the bounds, the same responses are simply kept.
+    async with FakeImap(overrides={"NOOP": flood(2, 5_000)}) as fake:
+        conn = ImapConnection(settings(fake.port, limits=limits))
+        await conn.open(lambda: PASSWORD)
+        result = await conn.command(b"NOOP")
+        assert [len(r.args) for r in result.named("FOO")] == [5_000, 5_000]
+        await conn.logout()
+
+
 async def test_backend_skips_nothing_silently_with_a_normal_literal() -> None:
     body = b"Subject: hi\r\n\r\nhello\r\n"
     overrides: dict[str, Handler] = {"UID": fetch_answer(body)}

@@ -7,12 +7,15 @@ import pytest
 
 from tui_mail.backends.imap.parse import (
     DEFAULT_LIMITS,
+    RESPONSE_COST,
+    TOKEN_COST,
     Continuation,
     FetchData,
     Framer,
     Limits,
     Literal,
     StatusResponse,
+    Token,
     UidSet,
     Untagged,
     astring,
@@ -27,6 +30,7 @@ from tui_mail.backends.imap.parse import (
     parse_search,
     parse_status_items,
     parse_vanished,
+    token_bound,
     tokenize,
     uid_set,
 )
@@ -154,6 +158,51 @@ def test_nesting_is_bounded_not_recursive() -> None:
     with pytest.raises(ProtocolError, match="nested too deeply"):
         tokenize([deep])
     assert tokenize([b"(" * 10 + b")" * 10], limits=Limits(max_depth=10))
+
+
+def test_tokens_per_response_are_bounded_whatever_the_line_length_allows() -> None:
+    # Two bytes of "()" are a ~64-byte list: the line bound alone let 8 MiB become ~300 MB.
+    limits = Limits(max_tokens=10)
+    assert len(tokenize([b"a " * 10], limits=limits)) == 10
+    assert len(tokenize([b"()" * 10], limits=limits)) == 10
+    assert tokenize([b"(a b c d e f g h i)"], limits=limits)  # the list and its nine atoms
+    for flood in (b"a " * 11, b"()" * 11, b'""' * 11, b"(a b c d e f g h i j)"):
+        with pytest.raises(ProtocolError, match="more than 10 tokens"):
+            tokenize([flood], limits=limits)
+    # A literal is a token too.
+    with pytest.raises(ProtocolError, match="more than 1 tokens"):
+        tokenize([b"a {1}", b"x", b""], limits=Limits(max_tokens=1))
+
+
+def _count(tokens: list[Token]) -> int:
+    return sum(1 + (_count(t) if isinstance(t, list) else 0) for t in tokens)
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        [b"* SEARCH 1 2 3 4 5"],
+        [b'* LIST (\\HasNoChildren \\Sent) "/" "Sent Items"'],
+        [b"()()()((()))"],
+        [b'a"b"c"d"(e)f(g)h'],
+        [b'""""""'],
+        [b"(a)b(c)d(e)"],
+        [b"* 1 FETCH (UID 1 BODY[HEADER.FIELDS (A B)]<0> {3}", b"abc", b" FLAGS (x))"],
+        [b"x {1}", b"a", b" {2}", b"bc", b" ({0}", b"", b")"],
+        [b"BODY[] NIL NIL (NIL NIL)   ()  "],
+    ],
+)
+def test_token_bound_is_never_below_what_tokenize_makes(parts: list[bytes]) -> None:
+    assert _count(tokenize(parts)) <= token_bound(parts)
+
+
+def test_the_million_uid_search_fits_the_default_bounds() -> None:
+    line = b"* SEARCH " + b" ".join(b"%d" % (4_000_000 + i) for i in range(1_000_000))
+    limits = Limits()
+    assert len(line) < limits.max_line
+    # What the client charges it: its bytes, the response, a token per UID.
+    assert token_bound([line]) <= limits.max_tokens
+    assert len(line) + RESPONSE_COST + TOKEN_COST * token_bound([line]) < limits.max_untagged
 
 
 def test_non_utf8_atom_round_trips_to_bytes() -> None:
