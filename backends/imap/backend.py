@@ -65,6 +65,7 @@ from tui_mail.backends.imap.parse import (
     server_text,
     to_bytes,
     uid_set,
+    uid_set_chunks,
 )
 from tui_mail.config.schema import DEFAULT_PORTS
 from tui_mail.config.secrets import resolve_oauth_token, resolve_password
@@ -76,10 +77,12 @@ from tui_mail.core.models import FolderRole, RemoteMessage, ServerId
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_MESSAGE_SIZE = 100 * 1024 * 1024
-# UIDs per FETCH command: small enough for progress and a short restart after a
-# drop, big enough that round trips do not matter (PERFORMANCE.md: batch size
-# barely changes speed between 500 and 1000).
-DEFAULT_BATCH = 500
+# UIDs per FETCH command. Memory is bounded by the client's flow control, not by
+# this; what it sets is how often the download waits for the next command to be
+# sent and answered (the next is sent as the reader takes the last one's end).
+# At 5000, a first sync of 10k messages in 3 folders took 0.654 s against 0.702 s
+# at 500 (median of 24 alternating runs; some sets showed no difference).
+DEFAULT_BATCH = 5000
 DEFAULT_WINDOW = 2  # FETCH commands in flight
 # Command lines stay far below servers' limits (Dovecot: 64 KiB).
 _MAX_SET_TEXT = 8000
@@ -164,7 +167,7 @@ class ImapReceiveBackend(ReceiveBackend):
 
     Options (`[accounts.NAME.receive]`): `max_message_size` (bytes, default
     100 MiB; larger messages are skipped and listed in `skipped`),
-    `fetch_batch` (UIDs per FETCH, default 500), `push_folder` (the folder
+    `fetch_batch` (UIDs per FETCH, default 5000), `push_folder` (the folder
     IDLE watches, default INBOX), `idle` (false: poll even where the server
     pushes), `folders` (shell patterns like mbsync's `Patterns`, e.g.
     `["INBOX", "Lists/*"]`: only matching folders are mirrored; INBOX always is).
@@ -627,11 +630,10 @@ class ImapReceiveBackend(ReceiveBackend):
         return sizes
 
     def _uid_commands(self, uids: Sequence[int], items: bytes, suffix: bytes = b"") -> list[bytes]:
-        cmds = []
-        for i in range(0, len(uids), self.batch):
-            chunk = uids[i : i + self.batch]
-            cmds.append(b"UID FETCH " + uid_set(chunk).encode() + b" " + items + suffix)
-        return cmds
+        return [
+            b"UID FETCH " + text.encode() + b" " + items + suffix
+            for text in uid_set_chunks(uids, self.batch, _MAX_SET_TEXT)
+        ]
 
     async def fetch_messages(
         self, folder: str, uids: Sequence[int], progress: ProgressCallback | None = None

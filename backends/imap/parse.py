@@ -889,6 +889,36 @@ def uid_set(uids: Iterable[int]) -> str:
     return str(UidSet.of(uids))
 
 
+def uid_set_chunks(uids: Iterable[int], most: int, max_text: int) -> list[str]:
+    """Sequence-set texts that cover `uids` in order, each of at most `most` UIDs and
+    (a single range being shorter than any sane limit) `max_text` characters."""
+    wanted = sorted(set(uids))
+    out: list[str] = []
+    pieces: list[str] = []
+    length = count = 0
+    i, n = 0, len(wanted)
+    while i < n:
+        # The run of consecutive UIDs from i, no longer than this chunk has room for.
+        j, stop = i, min(n, i + most - count)
+        while j + 1 < stop and wanted[j + 1] == wanted[j] + 1:
+            j += 1
+        piece = str(wanted[i]) if j == i else f"{wanted[i]}:{wanted[j]}"
+        if pieces and length + 1 + len(piece) > max_text:
+            out.append(",".join(pieces))
+            pieces, length, count = [], 0, 0
+            continue  # the run again, with the room of an empty chunk
+        length += len(piece) + (1 if pieces else 0)
+        pieces.append(piece)
+        count += j - i + 1
+        i = j + 1
+        if count >= most:
+            out.append(",".join(pieces))
+            pieces, length, count = [], 0, 0
+    if pieces:
+        out.append(",".join(pieces))
+    return out
+
+
 # --------------------------------------------------------------------------- modified UTF-7
 
 _B64_CHARS = re.compile(rb"[A-Za-z0-9+,]*\Z")

@@ -33,6 +33,7 @@ from tui_mail.backends.imap.parse import (
     token_bound,
     tokenize,
     uid_set,
+    uid_set_chunks,
 )
 from tui_mail.core.errors import ProtocolError
 from tui_mail.core.models import Address
@@ -592,6 +593,38 @@ def test_list_entries() -> None:
 
 
 # --------------------------------------------------------------------------- UID sets
+
+
+@pytest.mark.parametrize(
+    ("uids", "most", "max_text"),
+    [
+        (list(range(1, 3335)), 5000, 8000),  # a folder's first sync: one command
+        (list(range(1, 20001)), 5000, 8000),
+        (list(range(1, 20001, 2)), 5000, 8000),  # sparse: cut by the text length
+        (list(range(1, 20001, 2)), 700, 8000),
+        ([9, 1, 2, 2, 3, 100, 101, 7], 3, 10),  # unsorted, repeated
+        ([4294967295, 4294967294, 1], 2, 12),
+        (list(range(1, 50)) + list(range(60, 70, 3)), 10, 9),
+        ([], 10, 10),
+    ],
+)
+def test_uid_set_chunks_cover_every_uid_once_within_both_bounds(
+    uids: list[int], most: int, max_text: int
+) -> None:
+    chunks = uid_set_chunks(uids, most, max_text)
+    sets = [UidSet.parse(c) for c in chunks]
+    assert [u for s in sets for u in s] == sorted(set(uids))
+    assert all(len(s) <= most and len(c) <= max_text for s, c in zip(sets, chunks, strict=True))
+    # Cut only where a bound made it: no chunk could have taken the next one's first run.
+    for c, s, nxt in zip(chunks, sets, sets[1:], strict=False):
+        first = nxt.ranges()[0]
+        run = str(first[0]) if first[0] == first[1] else f"{first[0]}:{first[1]}"
+        assert len(s) == most or len(c) + 1 + len(run) > max_text
+
+
+def test_uid_set_chunks_of_a_whole_folder_is_one_range() -> None:
+    assert uid_set_chunks(range(1, 3335), 5000, 8000) == ["1:3334"]
+    assert uid_set_chunks(range(1, 12001), 5000, 8000) == ["1:5000", "5001:10000", "10001:12000"]
 
 
 def test_uid_sets() -> None:

@@ -70,7 +70,7 @@ CONFIG_TEMPLATE = """\
 #                        ["Sent", "Lists/*"] (INBOX always syncs)
 #   server_saves_sent    true if the server files sent mail by itself
 #   push_folder          the folder IDLE watches (default "INBOX")
-#   fetch_batch          messages asked for per FETCH (default 500)
+#   fetch_batch          messages asked for per FETCH (default 5000)
 #   max_message_size     skip (and report) messages larger than this many bytes
 #
 #   Extra keys for "pop3":
