@@ -179,6 +179,25 @@ async def test_imap_hostile_input_is_a_bounded_protocol_error(case: str) -> None
     assert_bounded(outcome, ProtocolError, match)
 
 
+async def test_imap_a_line_of_millions_of_tokens_is_refused_within_bounds() -> None:
+    """8 MiB of "()" in one line, within every byte bound: 4M lists, ~300 MiB as
+    Python objects and 3 s of CPU when only bytes were counted. Refused at
+    Limits.max_tokens (1.1M, what a legitimate million-UID SEARCH needs): the line
+    plus ~70 MiB of lists at most."""
+    line = b"* 1 FOO " + b"()" * (4 * 1024 * 1024 - 8) + b"\r\n"
+    server = ScriptedImap({1: message(1)}, caps=IMAP_CAPS.replace(" IDLE", ""))
+    async with server:
+        backend = imap_backend(server.port)
+        await backend.connect()
+        server.overrides["SELECT"] = lambda tag, rest: line + f"{tag} OK done\r\n".encode()
+        error, elapsed, peak = await measured(backend.folder_state("INBOX"))
+        await backend.abort()
+    assert isinstance(error, ProtocolError), repr(error)
+    assert "more than 1100000 tokens" in str(error)
+    assert elapsed < SECONDS, f"took {elapsed:.1f} s"
+    assert peak < 2 * MEMORY_CAP, f"peak {peak / 2**20:.0f} MiB"
+
+
 async def test_imap_a_huge_legitimate_expunge_still_works() -> None:
     """The bound on responses per command leaves room for real work: one UID MOVE
     of 150k messages answers with 150k EXPUNGE lines."""
