@@ -16,18 +16,23 @@ from __future__ import annotations
 
 import binascii
 import codecs
-import email.parser
-import email.utils
 import functools
 import re
 from collections.abc import Callable, Iterator
 from datetime import date as _date
-from email.message import Message
+from typing import TYPE_CHECKING
 
 from msgspec import Struct
 
 from tui_mail.core.models import Address
 from tui_mail.core.sanitize import inert_line
+
+if TYPE_CHECKING:
+    from email.message import Message
+
+# The stdlib's email package (~4 ms to import, a tenth of a sync's own start-up, in
+# both processes of a first sync) is only for the odd header and the body pass:
+# each function that needs it imports it.
 
 # A message bigger than this is parsed from its first part only: headers and the
 # text body come first in practice, and the MIME headers of the attachments that
@@ -302,6 +307,8 @@ def _parse_addresses(value: str) -> list[Address]:
     pairs = _simple_addresses(raw)
     if pairs is None:
         try:
+            import email.utils
+
             pairs = email.utils.getaddresses([raw])
         except Exception:
             pairs = []
@@ -418,6 +425,8 @@ def _timestamp(value: str | None) -> int | None:
 
 def _stdlib_timestamp(value: str) -> int | None:
     """The date as email.utils reads it: what the fast path gives where it applies."""
+    import email.utils
+
     try:
         parsed = email.utils.parsedate_tz(clean_text(_fix_8bit(_unfold(value))))
         if parsed is None:
@@ -488,6 +497,8 @@ def _leaves(msg: Message) -> Iterator[tuple[Message, str, bool]]:
     Iterative with a part cap because a hostile message can nest thousands of
     multiparts, which would blow the recursion limit of Message.walk().
     """
+    from email.message import Message
+
     stack: list[tuple[Message, bool]] = [(msg, False)]
     seen = 0
     while stack and seen < MAX_PARTS:
@@ -576,6 +587,8 @@ def parse_message(raw: bytes, mtime: float | None = None) -> ParsedHeaders:
         pass
     try:
         # Something new went wrong: headers alone, through the stdlib, still give a row.
+        import email.parser
+
         msg = email.parser.BytesHeaderParser().parsebytes(raw[:MAX_PARSE_BYTES])
         return _from_headers(list(msg.raw_items()), fallback, False, "")
     except Exception:
@@ -796,6 +809,9 @@ def parse_body(raw: bytes) -> tuple[bool, str]:
 
 
 def _body(data: bytes, headers: list[tuple[str, str]], body: bytes) -> tuple[bool, str]:
+    import email.parser
+    from email.message import Message
+
     ctype = next((v for n, v in headers if n.lower() == "content-type"), "")
     if ctype.split(";", 1)[0].strip().lower().startswith(("multipart/", "message/")):
         # Only a multipart needs the real MIME parser (the slow part of parsing).
