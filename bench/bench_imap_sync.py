@@ -18,8 +18,12 @@ folders of alice's account, then, alternating the clients in each round:
 * mbsync  - `mbsync -a` into an empty Maildir (tests/servers/templates/mbsyncrc.in,
             all folders), IMAPS, its default FSync.
 
-then each again with no change on the server. Times are wall clock from process
-start to exit (interpreter start included), medians over the rounds. CPU (user +
+then each again with no change on the server, and ours and mbsync once more
+against bob's account, which has no mail ("empty"): what a run costs before and
+around its messages (interpreter, connection, folder list), so the difference to
+the initial sync is the cost of the messages themselves, printed per message.
+Times are wall clock from process start to exit (interpreter start included),
+medians over the rounds. CPU (user +
 system) and peak RSS come from wait4(): CPU counts the waited-for children too
 (our index helper), peak RSS is the largest single process, not their sum.
 FSYNC_POLICY below (printed with the results) says what each side makes durable.
@@ -48,6 +52,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
 USER = "alice"
+EMPTY_USER = "bob"  # has the same folders as alice, all empty
 FSYNC_POLICY = (
     "fsync: mbsync (FSync yes, its default) and ours both fsync every message file\n"
     "       before renaming it into cur/ or new/; ours fsyncs each directory once per\n"
@@ -86,25 +91,25 @@ def _backend(env: dict[str, str]):  # type: ignore[no-untyped-def]
     return ImapReceiveBackend(BackendContext(acct, ep))
 
 
-def ours_command(stack: Path, dest: Path) -> tuple[list[str], dict[str, str]]:
-    """`tui-mail sync` of alice's account into fresh data directories under `dest`."""
+def ours_command(stack: Path, dest: Path, user: str = USER) -> tuple[list[str], dict[str, str]]:
+    """`tui-mail sync` of `user`'s account into fresh data directories under `dest`."""
     env = parse_env_file(stack / "mailstack.env")
     dest.mkdir(exist_ok=True)
     config = dest / "config.toml"
     config.write_text(
-        f"""[accounts.{USER}]
-email = "{USER}@localhost"
+        f"""[accounts.{user}]
+email = "{user}@localhost"
 
-[accounts.{USER}.receive]
+[accounts.{user}.receive]
 backend = "imap"
 host = "127.0.0.1"
 port = {env["MAILSTACK_IMAPS_PORT"]}
 security = "tls"
-user = "{USER}"
-password = "{USER}pass"
+user = "{user}"
+password = "{user}pass"
 ca_file = "{stack / "tls/ca.crt"}"
 
-[accounts.{USER}.send]
+[accounts.{user}.send]
 backend = "local"
 """
     )
@@ -187,8 +192,10 @@ def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int
     return elapsed, usage.ru_maxrss, out, usage.ru_utime + usage.ru_stime
 
 
-def mbsyncrc(stack: Path, dest: Path) -> Path:
+def mbsyncrc(stack: Path, dest: Path, user: str = USER) -> Path:
     text = (REPO / "tests/servers/templates/mbsyncrc.in").read_text()
+    if user != "alice":  # the template's account
+        text = text.replace("User alice", f"User {user}").replace("alicepass", f"{user}pass")
 
     env = parse_env_file(stack / "mailstack.env")
     text = text.replace("@DIR@/peers/mbsync/alice", str(dest))
@@ -266,6 +273,13 @@ def main() -> None:
                     # mbsync sleeps 1 s when the Maildir changed less than 1 s ago.
                     time.sleep(1.1)
                     run(f"{who} no-change", cmd, env)
+                    empty = work / f"{who}-{r}-empty"
+                    if who == "mbsync":
+                        empty.mkdir()
+                        cmd = ["mbsync", "-q", "-c", str(mbsyncrc(stack, empty, EMPTY_USER)), "-a"]
+                    else:
+                        cmd, env = ours_command(stack, empty, EMPTY_USER)
+                    run(f"{who} empty", cmd, env)
             if r == 0:
                 results.clear()
 
@@ -291,6 +305,18 @@ def main() -> None:
             f"ours + bodies pass {(med('ours initial') + med('ours bodies')) / m:5.2f}x"
         )
         print(f"  no-change  ours {med('ours no-change') / med('mbsync no-change'):5.2f}x")
+        # The initial sync less the run with no mail: what the messages themselves cost.
+        ours_empty, mbsync_empty = med("ours empty"), med("mbsync empty")
+        per_ours = (med("ours initial") - ours_empty) / args.count
+        per_mbsync = (m - mbsync_empty) / args.count
+        print(
+            f"  empty account    ours {ours_empty * 1e3:4.0f} ms  mbsync "
+            f"{mbsync_empty * 1e3:4.0f} ms  ({ours_empty / mbsync_empty:.2f}x)"
+        )
+        print(
+            f"  per message      ours {per_ours * 1e6:4.1f} us  mbsync {per_mbsync * 1e6:4.1f} us"
+            f"  ({per_ours / per_mbsync:.2f}x)"
+        )
     finally:
         try:
             stop_mailstack(stack)
