@@ -172,9 +172,7 @@ def child_raw(stack: str, dest: str) -> None:
 
 
 def _write(md, folder: str, batch: list[tuple[bytes, str]]) -> None:  # type: ignore[no-untyped-def]
-    with md.batch():
-        for raw, flags in batch:
-            md.add(folder, raw, flags)
+    md.add_many(folder, batch)
 
 
 def timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str, float]:

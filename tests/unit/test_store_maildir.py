@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import mailbox
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -94,6 +96,75 @@ def test_unique_names_follow_the_spec() -> None:
     sec, rest = name.split(".", 1)
     assert sec.isdigit() and rest.startswith("M") and "P" in rest and "Q" in rest
     assert "/" not in name and ":" not in name
+
+
+def _open_into(root: Path) -> list[str]:
+    """What this process holds open under `root` (a count of all fds is not stable:
+    other tests' leftovers close as the collector finds them)."""
+    held = []
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            if target.startswith(str(root)):
+                held.append(target)
+    return held
+
+
+def test_add_many_writes_every_message_where_other_tools_read_it(store: MaildirStore) -> None:
+    stored = store.add_many("Lists/x", [(MSG, ""), (MSG + b"2\n", "S"), (MSG + b"3\n", "FS")])
+    assert [s.subdir for s in stored] == ["new", "cur", "cur"]
+    assert [s.size for s in stored] == [len(MSG), len(MSG) + 2, len(MSG) + 2]
+    assert all(s.path.read_bytes()[: len(MSG)] == MSG for s in stored)
+    box = mailbox.Maildir(store.folder_path("Lists/x"), factory=None, create=False)
+    assert sorted(box.get_message(s.key).get_flags() for s in stored) == ["", "FS", "S"]
+    assert not os.listdir(store.folder_path("Lists/x") / "tmp")
+    assert _open_into(store.root) == []
+
+
+def test_add_many_makes_a_folder_removed_since_it_was_last_written_again(
+    store: MaildirStore,
+) -> None:
+    store.add("Gone", MSG)
+    shutil.rmtree(store.folder_path("Gone"))
+    (stored,) = store.add_many("Gone", [(MSG, "S")])
+    assert stored.path.read_bytes() == MSG
+
+
+@pytest.mark.parametrize("how", ["moved", "removed"])
+def test_a_folder_moved_or_removed_during_add_many_is_an_error_not_a_silent_loss(
+    store: MaildirStore, how: str
+) -> None:
+    """The writes go through descriptors of the folder's directories, which follow it
+    wherever it goes: the paths the caller would record must not be taken on trust."""
+    store.add("Work", MSG)
+    folder = store.folder_path("Work")
+
+    def messages() -> Iterator[tuple[bytes, str]]:
+        yield MSG, "S"
+        if how == "moved":
+            os.rename(folder, folder.with_name(".Elsewhere"))
+        else:
+            shutil.rmtree(folder)
+        yield MSG, "S"
+
+    with pytest.raises(StoreError, match=r"moved or removed|cannot write"):
+        store.add_many("Work", messages())
+    assert _open_into(store.root) == []
+    if how == "moved":  # what was written is still there, durable, in the moved folder
+        moved = folder.with_name(".Elsewhere")
+        assert len(os.listdir(moved / "cur")) == 2 and not os.listdir(moved / "tmp")
+
+
+def test_add_many_leaves_no_half_file_when_its_input_fails(store: MaildirStore) -> None:
+
+    def messages() -> Iterator[tuple[bytes, str]]:
+        yield MSG, ""
+        raise RuntimeError("the network went away")
+
+    with pytest.raises(RuntimeError):
+        store.add_many("INBOX", messages())
+    assert len(os.listdir(store.root / "new")) == 1 and not os.listdir(store.root / "tmp")
+    assert _open_into(store.root) == []
 
 
 def test_unique_names_of_a_forked_child_carry_its_own_pid_and_random_part() -> None:

@@ -158,11 +158,9 @@ class AccountStore:
         """deliver_many's first half: every file written, fsynced and renamed, and its
         directory fsynced, before this returns. Give the result to index_files."""
         folder = INBOX if is_inbox(folder) else folder
-        written: list[WrittenFile] = []
-        with self.maildir.batch():
-            for raw, flags, server in messages:
-                written.append((self.maildir.add(folder, raw, flags), raw, server))
-        return written
+        messages = list(messages)
+        stored = self.maildir.add_many(folder, [(raw, flags) for raw, flags, _ in messages])
+        return [(s, raw, server) for s, (raw, _, server) in zip(stored, messages, strict=True)]
 
     def index_files(self, folder: str, written: Sequence[WrittenFile]) -> list[MessageRef]:
         """deliver_many's second half: the rows of files write_files made durable, in

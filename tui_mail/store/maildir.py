@@ -34,6 +34,8 @@ _UNSAFE = frozenset("./%\\")
 _COPY_CHUNK = 1 << 20
 
 _counter = itertools.count(1)
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+_DIRECTORY = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | os.O_CLOEXEC
 # Few distinct flag strings exist; parsing each through FlagSet costs ~5 us.
 _letters = functools.lru_cache(maxsize=1024)(normalise_maildir_letters)
 _hostname_cache: str | None = None
@@ -185,17 +187,35 @@ def _check_key(key: str) -> None:
 
 def _fsync_dir(path: Path | str) -> None:
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        fd = os.open(path, _DIRECTORY)
     except OSError as exc:
         raise StoreError(f"cannot open {path} to sync it: {exc.strerror}") from exc
+    try:
+        _fsync_dir_fd(fd, path)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir_fd(fd: int, path: Path | str) -> None:
     try:
         os.fsync(fd)
     except OSError as exc:
         # Some filesystems refuse fsync on directories; the rename is all we can do there.
         if exc.errno not in (22, 95):  # EINVAL, EOPNOTSUPP
             raise StoreError(f"cannot sync {path}: {exc.strerror}") from exc
-    finally:
-        os.close(fd)
+
+
+def _check_same_dir(fd: int, path: str, folder: str) -> None:
+    """StoreError unless `path` still leads to the directory open as `fd`."""
+    try:
+        here, there = os.fstat(fd), os.stat(path)
+        same = (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
+    except OSError:
+        same = False
+    if not same:
+        raise StoreError(
+            f"the folder {folder!r} was moved or removed while messages were written into it"
+        )
 
 
 def _os_error(what: str, exc: OSError) -> StoreError:
@@ -362,46 +382,110 @@ class MaildirStore:
     # -- writing
 
     def add(self, folder: str, raw: bytes, flags: str = "", key: str | None = None) -> StoredFile:
-        """Write one message durably (see add_stream); the bulk path of a download.
-
-        The same steps as add_stream with plain os.write instead of a buffered
-        file object: for a small message the Python around the syscalls cost
-        twice as much as the syscalls themselves. No fstat either (~1.6 us of
-        ~20): the size is what was written, and the mtime, which only dates a
-        message without a Date header, is the clock's at the write.
-        """
-        flags = _letters(flags)
-        if key is None:
-            key = unique_name()
-        else:
+        """Write one message durably, its directory fsynced too (see add_many)."""
+        if key is not None:
             _check_key(key)
-        fdir, tmp, fd = self._open_tmp(folder, key)
+        return self._write(folder, ((raw, flags, key),))[0]
+
+    def add_many(self, folder: str, messages: Iterable[tuple[bytes, str]]) -> list[StoredFile]:
+        """Write (raw, flag letters) messages durably: the bulk path of a download.
+
+        Each file is written to tmp/, fsynced and renamed into new/ or cur/ before
+        the next is begun; each directory is fsynced once, at the end (inside
+        batch(), at the end of that). A failure raises StoreError, leaving the files already renamed
+        in place (durable mail, which nothing yet records) and no half file.
+        """
+        return self._write(folder, ((raw, flags, None) for raw, flags in messages))
+
+    def _write(
+        self, folder: str, messages: Iterable[tuple[bytes, str, str | None]]
+    ) -> list[StoredFile]:
+        """add() and add_many(), through descriptors of the folder's directories.
+
+        Names relative to an open tmp/, new/ and cur/ spare the kernel the walk
+        down the whole path for each open and (twice) each rename: ~2.5 us of
+        ~20 per message. Such a descriptor follows its directory if the folder
+        is moved or removed meanwhile, so before the files are called durable
+        the paths are checked to still lead to those directories (StoreError
+        if not: nothing records the files, and the next sync fetches them
+        again). Plain os calls, no buffered file object and no fstat: for a small
+        message the Python around the syscalls cost more than the syscalls.
+        The mtime, which only dates a message without a Date header, is the
+        clock's at the write; the size is what was written.
+        """
+        fdir, dirs = self._open_dirs(folder)
         try:
-            try:
-                written = os.write(fd, raw)
-                if written < len(raw):  # a short write: only ever seen for large files
-                    view = memoryview(raw)[written:]
-                    while view:
-                        view = view[os.write(fd, view) :]
-                mtime = time.time()
-                os.fsync(fd)
-            finally:
+            at_tmp = dirs["tmp"]
+            bases = {sub: self._subdir_path(f"{fdir}/{sub}") for sub in SUBDIRS}
+            out: list[StoredFile] = []
+            for raw, letters, given in messages:
+                flags = _letters(letters)
+                key = unique_name() if given is None else given
+                try:
+                    fd = os.open(key, _NEW_FILE, 0o600, dir_fd=at_tmp)
+                except OSError as exc:
+                    raise _os_error(f"cannot write into {fdir}/tmp", exc) from exc
+                try:
+                    try:
+                        written = os.write(fd, raw)
+                        if written < len(raw):  # a short write: only ever seen for large files
+                            view = memoryview(raw)[written:]
+                            while view:
+                                view = view[os.write(fd, view) :]
+                        mtime = time.time()
+                        os.fsync(fd)
+                    finally:
+                        os.close(fd)
+                    subdir = "cur" if flags else "new"
+                    name = file_name(key, subdir, flags)
+                    os.rename(key, name, src_dir_fd=at_tmp, dst_dir_fd=dirs[subdir])
+                except BaseException as exc:
+                    with contextlib.suppress(OSError):
+                        os.unlink(key, dir_fd=at_tmp)
+                    if isinstance(exc, OSError):
+                        raise _os_error(f"cannot store a message in {folder!r}", exc) from exc
+                    raise
+                out.append(
+                    StoredFile(
+                        folder, key, subdir, flags, child_path(bases[subdir], name), len(raw), mtime
+                    )
+                )
+            for subdir in {s.subdir for s in out}:
+                where = f"{fdir}/{subdir}"
+                _check_same_dir(dirs[subdir], where, folder)
+                if self._batch_depth:
+                    self._dirty.add(where)
+                else:
+                    _fsync_dir_fd(dirs[subdir], where)
+            return out
+        finally:
+            for fd in dirs.values():
                 os.close(fd)
-            subdir = "cur" if flags else "new"
-            name = file_name(key, subdir, flags)
-            os.rename(tmp, f"{fdir}/{subdir}/{name}")
-        except BaseException as exc:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            if isinstance(exc, OSError):
-                raise _os_error(f"cannot store a message in {folder!r}", exc) from exc
-            raise
-        where = f"{fdir}/{subdir}"
-        self._sync_dir(where)
+
+    def _open_dirs(self, folder: str) -> tuple[str, dict[str, int]]:
+        """(folder directory, descriptors of its tmp/ new/ cur/), made if needed."""
+        for attempt in (1, 2):
+            fdir = self._dir_str(folder)
+            dirs: dict[str, int] = {}
+            try:
+                for sub in ("tmp", *SUBDIRS):
+                    dirs[sub] = os.open(f"{fdir}/{sub}", _DIRECTORY)
+                return fdir, dirs
+            except OSError as exc:
+                for fd in dirs.values():
+                    os.close(fd)
+                if attempt == 1 and isinstance(exc, FileNotFoundError):
+                    # The folder went away behind our back since we last looked: make it again.
+                    self._dirs.pop(folder, None)
+                    continue
+                raise _os_error(f"cannot write into {fdir}", exc) from exc
+        raise AssertionError("unreachable")
+
+    def _subdir_path(self, where: str) -> Path:
         base = self._subdir_paths.get(where)
         if base is None:
             base = self._subdir_paths[where] = Path(where)
-        return StoredFile(folder, key, subdir, flags, child_path(base, name), len(raw), mtime)
+        return base
 
     def _open_tmp(self, folder: str, key: str) -> tuple[str, str, int]:
         """(folder directory, tmp/ path, fd) of a new, exclusive tmp file."""
@@ -409,16 +493,15 @@ class MaildirStore:
         # when an initial sync writes thousands of messages.
         fdir = self._dir_str(folder)
         tmp = f"{fdir}/tmp/{key}"
-        flags_open = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
         try:
-            return fdir, tmp, os.open(tmp, flags_open, 0o600)
+            return fdir, tmp, os.open(tmp, _NEW_FILE, 0o600)
         except FileNotFoundError:
             # The folder went away behind our back since we last looked: make it again.
             self._dirs.pop(folder, None)
             fdir = self._dir_str(folder)
             tmp = f"{fdir}/tmp/{key}"
             try:
-                return fdir, tmp, os.open(tmp, flags_open, 0o600)
+                return fdir, tmp, os.open(tmp, _NEW_FILE, 0o600)
             except OSError as exc:
                 raise _os_error(f"cannot write into {fdir}/tmp", exc) from exc
         except OSError as exc:
