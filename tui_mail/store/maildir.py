@@ -392,8 +392,9 @@ class MaildirStore:
 
         Each file is written to tmp/, fsynced and renamed into new/ or cur/ before
         the next is begun; each directory is fsynced once, at the end (inside
-        batch(), at the end of that). A failure raises StoreError, leaving the files already renamed
-        in place (durable mail, which nothing yet records) and no half file.
+        batch(), at the end of that). A failure raises StoreError, leaving the
+        files already renamed in place (mail that nothing records yet) and no
+        half-written file.
         """
         return self._write(folder, ((raw, flags, None) for raw, flags in messages))
 
