@@ -56,20 +56,22 @@ class Limits(Struct, frozen=True):
     max_literal: int = 100 * 1024 * 1024
     max_response: int = 110 * 1024 * 1024
     max_depth: int = 64
-    # Tokens (atoms, strings, NIL, lists) in one response: enough for the SEARCH
-    # line. A token is ~60 bytes of Python objects, so the line length alone did
-    # not bound what a response becomes: 8 MiB of "()" parsed into 4M lists, ~300 MB.
-    max_tokens: int = 1_100_000
+    # Tokens (atoms, strings, NIL, lists) in one response: a `* SEARCH` as long as
+    # max_line allows (~1.19M UIDs of 7 digits). A token is 60-80 bytes of Python
+    # objects, so the line length alone did not bound what a response becomes:
+    # 8 MiB of "()" parsed into 4M lists, ~300 MB.
+    max_tokens: int = 1_300_000
     # Untagged responses kept for one command (LIST, SEARCH, STATUS...), each
     # costed at its size, `RESPONSE_COST` and `TOKEN_COST` per token it may hold
     # (`token_bound`): a server that never completes a command but keeps talking
     # would otherwise grow memory without end, and the silence timeout never
-    # fires on a server that talks. That SEARCH line costs ~70 MiB.
+    # fires on a server that talks. The longest SEARCH line costs ~85 MiB.
     max_untagged: int = 96 * 1024 * 1024
 
 
 # What one parsed response costs beyond its bytes, for max_untagged: the response,
-# and each token (a small str or list, and its slot in the list that holds it).
+# and each token (a small str, and its slot in the list that holds it; a list
+# costs more, but token_bound counts each "(" three times).
 RESPONSE_COST = 512
 TOKEN_COST = 64
 
@@ -372,12 +374,15 @@ def tokenize(parts: Sequence[bytes], pos: int = 0, limits: Limits = DEFAULT_LIMI
 def token_bound(parts: Sequence[bytes]) -> int:
     """At most how many tokens `tokenize` makes of a framed response, counted in C.
 
-    A token starts a line, or follows a space, a parenthesis or a quoted string;
-    a ")" must close a "(" (or tokenizing fails there), so each "(" stands for
-    itself, the token after it and the token after its ")". The literals of a
-    response are its odd parts, one token each, counted by the line they end.
+    A token starts a line, or follows a space, a parenthesis, a quoted string or
+    an atom's "[...]" section (`a[]b[]` is two atoms); a ")" must close a "(" (or
+    tokenizing fails there), so each "(" stands for itself, the token after it
+    and the token after its ")". The literals of a response are its odd parts,
+    one token each, counted by the line they end.
     """
-    return sum(2 + p.count(b" ") + 3 * p.count(b"(") + p.count(b'"') for p in parts[::2])
+    return sum(
+        2 + p.count(b" ") + 3 * p.count(b"(") + p.count(b'"') + p.count(b"]") for p in parts[::2]
+    )
 
 
 # --------------------------------------------------------------------------- responses

@@ -182,8 +182,9 @@ async def test_imap_hostile_input_is_a_bounded_protocol_error(case: str) -> None
 async def test_imap_a_line_of_millions_of_tokens_is_refused_within_bounds() -> None:
     """8 MiB of "()" in one line, within every byte bound: 4M lists, ~300 MiB as
     Python objects and 3 s of CPU when only bytes were counted. Refused at
-    Limits.max_tokens (1.1M, what a legitimate million-UID SEARCH needs): the line
-    plus ~70 MiB of lists at most."""
+    Limits.max_tokens (1.3M, what the longest legitimate SEARCH line needs): the
+    line plus ~100 MiB of lists at most (measured peak: +113 MiB), so this case
+    has a bound of its own, above the others' 64 MiB."""
     line = b"* 1 FOO " + b"()" * (4 * 1024 * 1024 - 8) + b"\r\n"
     server = ScriptedImap({1: message(1)}, caps=IMAP_CAPS.replace(" IDLE", ""))
     async with server:
@@ -193,9 +194,9 @@ async def test_imap_a_line_of_millions_of_tokens_is_refused_within_bounds() -> N
         error, elapsed, peak = await measured(backend.folder_state("INBOX"))
         await backend.abort()
     assert isinstance(error, ProtocolError), repr(error)
-    assert "more than 1100000 tokens" in str(error)
+    assert "more than 1300000 tokens" in str(error)
     assert elapsed < SECONDS, f"took {elapsed:.1f} s"
-    assert peak < 2 * MEMORY_CAP, f"peak {peak / 2**20:.0f} MiB"
+    assert peak < 160 * 1024 * 1024, f"peak {peak / 2**20:.0f} MiB"
 
 
 async def test_imap_a_huge_legitimate_expunge_still_works() -> None:
