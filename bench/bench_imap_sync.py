@@ -52,7 +52,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
 USER = "alice"
-EMPTY_USER = "bob"  # has the same folders as alice, all empty
+EMPTY_USER = "bob"  # given the same folders as alice, all empty
 FSYNC_POLICY = (
     "fsync: mbsync (FSync yes, its default) and ours both fsync every message file\n"
     "       before renaming it into cur/ or new/; ours fsyncs each directory once per\n"
@@ -228,9 +228,12 @@ def main() -> None:
         folders = ["INBOX"] + [f"Bench{i}" for i in range(2, args.folders + 1)]
         per = [args.count // len(folders)] * len(folders)
         per[0] += args.count - sum(per)
-        for name, n in zip(folders, per, strict=True):
+        # alice's messages; bob gets the same folders with nothing in them.
+        loads = [(USER, name, n) for name, n in zip(folders, per, strict=True)]
+        loads += [(EMPTY_USER, name, 0) for name in folders[1:]]
+        for user, name, n in loads:
             subprocess.run(
-                ["bash", str(REPO / "tests/servers/mailstack.sh"), "load", str(stack), USER,
+                ["bash", str(REPO / "tests/servers/mailstack.sh"), "load", str(stack), user,
                  str(n), name],
                 check=True, capture_output=True,
             )  # fmt: skip

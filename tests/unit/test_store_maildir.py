@@ -121,6 +121,11 @@ def test_add_many_writes_every_message_where_other_tools_read_it(store: MaildirS
     assert _open_into(store.root) == []
 
 
+def test_add_many_of_nothing_makes_no_folder(store: MaildirStore) -> None:
+    assert store.add_many("Never", []) == []
+    assert not store.folder_path("Never").exists()
+
+
 def test_add_many_makes_a_folder_removed_since_it_was_last_written_again(
     store: MaildirStore,
 ) -> None:
@@ -150,7 +155,7 @@ def test_a_folder_moved_or_removed_during_add_many_is_an_error_not_a_silent_loss
     with pytest.raises(StoreError, match=r"moved or removed|cannot write"):
         store.add_many("Work", messages())
     assert _open_into(store.root) == []
-    if how == "moved":  # what was written is still there, durable, in the moved folder
+    if how == "moved":  # what was written is still there, in the moved folder
         moved = folder.with_name(".Elsewhere")
         assert len(os.listdir(moved / "cur")) == 2 and not os.listdir(moved / "tmp")
 
@@ -188,8 +193,8 @@ def test_add_reports_what_the_file_holds(store: MaildirStore) -> None:
     stored = store.add("INBOX", MSG, "S")
     st = stored.path.stat()
     assert stored.size == st.st_size == len(MSG)
-    # The file system's clock is coarser (a few ms) than time.time().
-    assert before - 0.05 <= stored.mtime and abs(stored.mtime - st.st_mtime) < 0.05
+    # The file system's clock is coarser than time.time(): a few ms, or seconds.
+    assert before <= stored.mtime <= time.time() and abs(stored.mtime - st.st_mtime) < 2.5
 
 
 @pytest.mark.parametrize(

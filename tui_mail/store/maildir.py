@@ -382,7 +382,8 @@ class MaildirStore:
     # -- writing
 
     def add(self, folder: str, raw: bytes, flags: str = "", key: str | None = None) -> StoredFile:
-        """Write one message durably, its directory fsynced too (see add_many)."""
+        """Write one message durably (see add_many); its directory is fsynced before
+        this returns, or at the end of the batch() it is called in."""
         if key is not None:
             _check_key(key)
         return self._write(folder, ((raw, flags, key),))[0]
@@ -392,9 +393,10 @@ class MaildirStore:
 
         Each file is written to tmp/, fsynced and renamed into new/ or cur/ before
         the next is begun; each directory is fsynced once, at the end (inside
-        batch(), at the end of that). A failure raises StoreError, leaving the
-        files already renamed in place (mail that nothing records yet) and no
-        half-written file.
+        batch(), at the end of that). A failure to write raises StoreError (an
+        error of `messages` itself passes through as it is), leaving the files
+        already renamed in place (mail that nothing records yet) and no
+        half-written file. No message, no folder made.
         """
         return self._write(folder, ((raw, flags, None) for raw, flags in messages))
 
@@ -414,12 +416,16 @@ class MaildirStore:
         The mtime, which only dates a message without a Date header, is the
         clock's at the write; the size is what was written.
         """
-        fdir, dirs = self._open_dirs(folder)
+        out: list[StoredFile] = []
+        dirs: dict[str, int] = {}
+        bases: dict[str, Path] = {}
+        fdir, at_tmp = "", -1
         try:
-            at_tmp = dirs["tmp"]
-            bases = {sub: self._subdir_path(f"{fdir}/{sub}") for sub in SUBDIRS}
-            out: list[StoredFile] = []
             for raw, letters, given in messages:
+                if not dirs:  # opened at the first message: none, no folder made
+                    fdir, dirs = self._open_dirs(folder)
+                    at_tmp = dirs["tmp"]
+                    bases = {sub: self._subdir_path(f"{fdir}/{sub}") for sub in SUBDIRS}
                 flags = _letters(letters)
                 key = unique_name() if given is None else given
                 try:
