@@ -284,19 +284,18 @@ async def test_a_flood_of_tokens_kills_the_connection_not_the_memory() -> None:
         return lambda tag, rest: line * lines + f"{tag} OK done\r\n".encode()
 
     limits = Limits(max_tokens=10_000, max_untagged=2_000_000)
-    async with FakeImap(overrides={"NOOP": flood(1, 20_000)}) as fake:
-        conn = ImapConnection(settings(fake.port, limits=limits))
-        await conn.open(lambda: PASSWORD)
-        with pytest.raises(ProtocolError, match="more than 10000 tokens"):
-            await conn.command(b"NOOP")
-        assert not conn.alive
-    # 40 lines of 5,000 lists: 400 kB on the wire, ~12 MB as objects.
-    async with FakeImap(overrides={"NOOP": flood(40, 5_000)}) as fake:
-        conn = ImapConnection(settings(fake.port, limits=limits))
-        await conn.open(lambda: PASSWORD)
-        with pytest.raises(ProtocolError, match="more than 2000000 bytes of responses"):
-            await conn.command(b"NOOP")
-        assert not conn.alive
+    refused = [
+        (1, 20_000, "more than 10000 tokens"),
+        # 40 lines of 5,000 lists: 400 kB on the wire, ~12 MB as objects.
+        (40, 5_000, "more than 2000000 bytes of responses"),
+    ]
+    for lines, lists, error in refused:
+        async with FakeImap(overrides={"NOOP": flood(lines, lists)}) as fake:
+            conn = ImapConnection(settings(fake.port, limits=limits))
+            await conn.open(lambda: PASSWORD)
+            with pytest.raises(ProtocolError, match=error):
+                await conn.command(b"NOOP")
+            assert not conn.alive
     # Within the bounds, the same responses are simply kept.
     async with FakeImap(overrides={"NOOP": flood(2, 5_000)}) as fake:
         conn = ImapConnection(settings(fake.port, limits=limits))
