@@ -507,6 +507,18 @@ async def test_headless_send_refuses_a_bad_address_before_queueing(tmp_path: Pat
         await headless_send(config, raw=b"To: bob@\n\nx\n", index_path=tmp_path / "i.sqlite3")
 
 
+def test_due_accounts_come_from_the_index_and_none_is_made_to_ask(tmp_path: Path) -> None:
+    path = tmp_path / "index.sqlite3"
+    assert ob.accounts_with_due_mail(["alice", "bob"], path) == []
+    assert not path.exists()  # a first sync: the sync itself makes the index
+    index = MailIndex(path)
+    try:
+        Outbox(index, tmp_path / "outbox").enqueue("alice", message(1))
+    finally:
+        index.close()
+    assert ob.accounts_with_due_mail(["alice", "bob"], path) == ["alice"]
+
+
 def test_pick_account(tmp_path: Path) -> None:
     config = app(tmp_path, EndpointConfig(backend="local"))
     two = AppConfig(

@@ -889,8 +889,12 @@ async def headless_send(
 
 def accounts_with_due_mail(names: Sequence[str], index_path: Path | None = None) -> list[str]:
     """Those of `names` with outbox messages due now: `tui-mail sync` sends them first,
-    so a send queued while offline leaves with the next cron run."""
-    index = MailIndex.open(index_path or paths.index_path())
+    so a send queued while offline leaves with the next cron run. No index yet (a
+    first sync): nothing was ever queued, and none is made here (the sync makes it)."""
+    path = index_path or paths.index_path()
+    if not path.exists():
+        return []
+    index = MailIndex.open(path)
     try:
         box = Outbox(index)
         return [name for name in names if box.due(name)]
