@@ -11,6 +11,7 @@ import imaplib
 import logging
 import mailbox
 import re
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -588,6 +589,63 @@ async def test_download_through_the_index_helper_then_a_cut_and_a_rerun(
         assert len(started) == 2  # one helper per run, shared by both folders
     finally:
         await b.close()
+
+
+@pytest.mark.parametrize("bound", ["count", "bytes"])
+async def test_written_batches_wait_for_their_rows_within_bounds(
+    ms: Mailstack, store: AccountStore, monkeypatch: pytest.MonkeyPatch, bound: str
+) -> None:
+    """A slow indexer falls behind the download by at most INDEX_QUEUE batches, or
+    INDEX_QUEUE_BYTES of messages, which it holds until their rows are in; and it
+    does fall that far behind instead of stopping the download sooner."""
+    from tui_mail.sync import imap_sync
+
+    monkeypatch.setattr(imap_sync, "DELIVER_BATCH", 5)
+    if bound == "count":
+        monkeypatch.setattr(imap_sync, "INDEX_QUEUE", 3)
+    else:
+        monkeypatch.setattr(imap_sync, "INDEX_QUEUE", 100)
+        monkeypatch.setattr(imap_sync, "INDEX_QUEUE_BYTES", 10_000)  # about three batches
+    for n in range(60):  # the same size each: batches of five are ~3 KB
+        raw = f"Subject: q {n:02d}\nMessage-ID: <q{n:02d}@t>\n\n{'x' * 560}\n"
+        deliver_lmtp(ms, USER, raw.encode())
+    lock = threading.Lock()
+    behind: list[int] = []  # bytes of each batch written and not yet indexed
+    written: list[int] = []  # bytes of every batch
+    peaks: list[tuple[int, int]] = []  # (batches, bytes) behind, after each write
+    real_write, real_index = store.write_files, store.index_files
+
+    def write_files(folder: str, messages: list) -> list:  # type: ignore[type-arg]
+        files = real_write(folder, messages)
+        with lock:
+            written.append(sum(len(raw) for raw, _, _ in messages))
+            behind.append(written[-1])
+            peaks.append((len(behind), sum(behind)))
+        return files
+
+    def index_files(folder: str, written: list) -> list[MessageRef]:  # type: ignore[type-arg]
+        time.sleep(0.05)  # slower than the download
+        refs = real_index(folder, written)
+        with lock:
+            behind.pop(0)
+        return refs
+
+    monkeypatch.setattr(store, "write_files", write_files)
+    monkeypatch.setattr(store, "index_files", index_files)
+    b = make(ms)
+    try:
+        r = await sync_folder(b, store, "INBOX")
+    finally:
+        await b.close()
+    assert r.fetched == 60 and len(rows(store, "INBOX")) == 60
+    # A batch is counted as soon as it is written, before the download waits for
+    # the oldest one's rows: so one more than the queue holds, at the peak.
+    if bound == "count":
+        assert max(n for n, _ in peaks) == 3 + 1
+    else:
+        batch = max(written)  # the last one may be smaller
+        most = max(size for _, size in peaks)
+        assert 10_000 - batch < most <= 10_000 + batch  # the bound, give or take a batch
 
 
 @pytest.mark.parametrize("fail_after", [0.0, 0.5])
