@@ -613,7 +613,7 @@ async def test_written_batches_wait_for_their_rows_within_bounds(
     behind: list[int] = []  # bytes of each batch written and not yet indexed
     written: list[int] = []  # bytes of every batch
     peaks: list[tuple[int, int]] = []  # (batches, bytes) behind, after each write
-    real_write, real_index = store.write_files, store.index_files
+    real_write, real_send, real_rows = store.write_files, store.send_rows, store.rows_of
 
     def write_files(folder: str, messages: list) -> list:  # type: ignore[type-arg]
         files = real_write(folder, messages)
@@ -623,15 +623,19 @@ async def test_written_batches_wait_for_their_rows_within_bounds(
             peaks.append((len(behind), sum(behind)))
         return files
 
-    def index_files(folder: str, written: list) -> list[MessageRef]:  # type: ignore[type-arg]
-        time.sleep(0.05)  # slower than the download
-        refs = real_index(folder, written)
+    def send_rows(folder: str, written: list) -> object:  # type: ignore[type-arg]
+        time.sleep(0.05)  # slower than the download (no helper: the rows go in here)
+        return real_send(folder, written)
+
+    def rows_of(sent: object) -> list[MessageRef]:
+        refs = real_rows(sent)  # type: ignore[arg-type]
         with lock:
-            behind.pop(0)
+            behind.pop(0)  # committed, in order
         return refs
 
     monkeypatch.setattr(store, "write_files", write_files)
-    monkeypatch.setattr(store, "index_files", index_files)
+    monkeypatch.setattr(store, "send_rows", send_rows)
+    monkeypatch.setattr(store, "rows_of", rows_of)
     b = make(ms)
     try:
         r = await sync_folder(b, store, "INBOX")
@@ -693,19 +697,19 @@ async def test_state_is_saved_after_the_rows_while_the_next_folder_downloads(
         real_save(account, folder, **kw)  # type: ignore[arg-type]
 
     monkeypatch.setattr(index, "set_folder_state", save)
-    real_index = store.index_files
+    real_send = store.send_rows
     failed: list[str] = []
 
-    def index_files(folder: str, written: list) -> list[MessageRef]:  # type: ignore[type-arg]
+    def send_rows(folder: str, written: list) -> object:  # type: ignore[type-arg]
         if folder == "Bulk" and len(written) < 7 and not failed:  # its last batch, once
             failed.append(folder)
             time.sleep(fail_after)  # in the indexing thread
             raise OSError("disk full")
         if folder == "More" and len(written) < 7:
             time.sleep(2 * fail_after)  # the next folder's last rows: still pending then
-        return real_index(folder, written)
+        return real_send(folder, written)
 
-    monkeypatch.setattr(store, "index_files", index_files)
+    monkeypatch.setattr(store, "send_rows", send_rows)
     b = make(ms)
     b.batch = 10
     try:

@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -221,6 +222,54 @@ def test_a_helper_that_never_answers_times_out(tmp_path: Path, store: AccountSto
             os.kill(helper.pid, signal.SIGCONT)
         helper.close()
     assert gone(helper.pid)
+
+
+def test_batches_sent_ahead_are_answered_in_order_whoever_waits_first(
+    store: AccountStore, index: MailIndex
+) -> None:
+    """Several batches on their way at once, collected from several threads in any
+    order: each gets its own ids, every row is there once, and a batch sent before
+    close() is still answered after it."""
+    batches = [store.write_files("INBOX", BATCH[i : i + 20]) for i in range(0, 120, 20)]
+    helper = IndexHelper(index.path)
+    tickets = [helper.send("acct", "INBOX", w) for w in batches]
+    results: dict[int, list[int]] = {}
+
+    def collect(i: int) -> None:
+        results[i] = helper.result(tickets[i], len(batches[i]))
+
+    threads = [threading.Thread(target=collect, args=(i,)) for i in (4, 1, 3)]
+    for t in threads:
+        t.start()
+    collect(0)
+    for t in threads:
+        t.join()
+    helper.close()  # batches 2 and 5 were sent but nobody waited yet
+    assert helper._proc.returncode == 0
+    results[2] = helper.result(tickets[2], len(batches[2]))
+    results[5] = helper.result(tickets[5], len(batches[5]))
+    by_key = dict(index.execute_read("SELECT key, id FROM messages"))
+    for i, written in enumerate(batches):
+        assert results[i] == [by_key[s.key] for s, _, _ in written], i
+    assert len(by_key) == 120
+
+
+def test_a_helper_killed_with_batches_in_flight_leaves_each_indexed_here_once(
+    store: AccountStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    store.bulk_helper = helper = IndexHelper(store.index.path)
+    first = [store.write_files("INBOX", BATCH[i : i + 30]) for i in (0, 30)]
+    sent = [store.send_rows("INBOX", written) for written in first]
+    os.kill(helper.pid, signal.SIGKILL)
+    sent.append(store.send_rows("INBOX", store.write_files("INBOX", BATCH[60:90])))
+    with caplog.at_level(logging.WARNING):
+        refs = [ref for s in sent for ref in store.rows_of(s)]
+        refs += store.index_files("INBOX", store.write_files("INBOX", BATCH[90:]))
+    assert store.bulk_helper is None and gone(helper.pid)
+    assert caplog.text.count("indexing in this process") == 1
+    assert len(refs) == len(BATCH) and all(r.id is not None for r in refs)
+    ids = store.index.execute_read("SELECT message_id, count(*) FROM messages GROUP BY 1")
+    assert len(ids) == len(BATCH) and all(n == 1 for _, n in ids)
 
 
 def test_the_helper_ends_when_its_parent_closes_the_pipe(tmp_path: Path) -> None:

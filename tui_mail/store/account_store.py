@@ -102,6 +102,17 @@ def _hint(info: IndexedFile | None) -> tuple[str, str] | None:
     return (info.subdir, info.flags) if info else None
 
 
+class SentRows(Struct, frozen=True):
+    """A batch `AccountStore.send_rows` handed over: to the bulk helper (`ticket`),
+    or already committed here (`ids`)."""
+
+    folder: str
+    written: Sequence[WrittenFile]
+    helper: IndexHelper | None = None
+    ticket: int = -1
+    ids: list[int] | None = None
+
+
 class AccountStore:
     def __init__(self, account: str, root: Path, index: MailIndex) -> None:
         self.account = account
@@ -165,24 +176,47 @@ class AccountStore:
     def index_files(self, folder: str, written: Sequence[WrittenFile]) -> list[MessageRef]:
         """deliver_many's second half: the rows of files write_files made durable, in
         one transaction (in the bulk helper process while one is attached)."""
+        return self.rows_of(self.send_rows(folder, written))
+
+    def send_rows(self, folder: str, written: Sequence[WrittenFile]) -> SentRows:
+        """index_files in two steps, so the next batch can follow before this one is
+        committed: this returns once the rows are handed to the bulk helper (which
+        commits batches in the order they come), or, without one, once committed here."""
         folder = INBOX if is_inbox(folder) else folder
         helper = self.bulk_helper
-        ids: list[int] | None = None
         if helper is not None and written:
             try:
-                ids = helper.upsert_many(self.account, folder, written)
+                return SentRows(folder, written, helper, helper.send(self.account, folder, written))
             except BulkHelperError as exc:
-                # Never worse than without it: this batch and the rest are indexed here.
-                log.warning("account %s: %s; indexing in this process", self.account, exc)
-                self.bulk_helper = None
-                helper.close()
+                self._without_helper(helper, exc)
+        return SentRows(folder, written, ids=self._index_here(folder, written))
+
+    def rows_of(self, sent: SentRows) -> list[MessageRef]:
+        """The refs of a batch send_rows handed over, once its rows are committed."""
+        ids = sent.ids
         if ids is None:
-            items = [(s, parse_headers(raw, s.mtime), server) for s, raw, server in written]
-            ids = self.index.upsert_many(self.account, folder, items)
+            assert sent.helper is not None
+            try:
+                ids = sent.helper.result(sent.ticket, len(sent.written))
+            except BulkHelperError as exc:
+                self._without_helper(sent.helper, exc)
+                ids = self._index_here(sent.folder, sent.written)
         return [
-            MessageRef(self.account, folder, s.key, i)
-            for (s, _, _), i in zip(written, ids, strict=True)
+            MessageRef(self.account, sent.folder, s.key, i)
+            for (s, _, _), i in zip(sent.written, ids, strict=True)
         ]
+
+    def _without_helper(self, helper: IndexHelper, exc: BulkHelperError) -> None:
+        # Never worse than without it: this batch and the rest are indexed here (a
+        # batch it committed but did not confirm is refreshed, not doubled).
+        if self.bulk_helper is helper:
+            log.warning("account %s: %s; indexing in this process", self.account, exc)
+            self.bulk_helper = None
+        helper.close()
+
+    def _index_here(self, folder: str, written: Sequence[WrittenFile]) -> list[int]:
+        items = [(s, parse_headers(raw, s.mtime), server) for s, raw, server in written]
+        return self.index.upsert_many(self.account, folder, items)
 
     @contextlib.contextmanager
     def bulk(self, messages: int, *, early: bool = False) -> Iterator[None]:

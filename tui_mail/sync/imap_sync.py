@@ -648,31 +648,47 @@ async def _download(
     handed = 0  # messages in batches already handed to the writer
     want = batch_size(0, len(uids))
     letters: dict[FlagSet, str] = {}  # a folder has few distinct flag sets
-    # The rows of the batches written last, indexed one after the other: files are
-    # durable before their rows are written (write_files returns only then), and
-    # every row is committed before this returns (or, with `tail`, before the
-    # folder's state is saved). Several, so neither side waits for the other's
-    # slow moments; bounded (INDEX_QUEUE, INDEX_QUEUE_BYTES), since each holds
-    # its messages until its rows are in.
+    # The rows of the batches written last, handed to the indexer one after the
+    # other: files are durable before their rows are written (write_files returns
+    # only then), and every row is committed before this returns (or, with `tail`,
+    # before the folder's state is saved). A batch is handed over while the one
+    # before is still being committed, so the helper process goes from one to the
+    # next. Several wait, so neither side stops for the other's slow moments;
+    # bounded (INDEX_QUEUE, INDEX_QUEUE_BYTES), since each holds its messages until
+    # its rows are in.
     indexing: list[asyncio.Future[list[MessageRef]]] = []
     queued: list[int] = []  # the bytes of each batch in `indexing`
+    last_sent: asyncio.Future[None] | None = None  # done once the last batch was handed over
+    last: asyncio.Future[list[MessageRef]] | None = None  # the last batch's rows
 
     async def index(
-        before: asyncio.Future[list[MessageRef]] | None, written: list[WrittenFile]
+        before: asyncio.Future[None] | None,
+        sent: asyncio.Future[None],
+        before_rows: asyncio.Future[list[MessageRef]] | None,
+        written: list[WrittenFile],
     ) -> list[MessageRef]:
-        if before is not None:
-            await asyncio.wait([before])  # in order; its error is reported by its awaiter
-        return await asyncio.to_thread(store.index_files, folder, written)
+        try:
+            if before is not None:
+                await asyncio.wait([before])  # in order
+            rows = await asyncio.to_thread(store.send_rows, folder, written)
+        finally:
+            sent.set_result(None)  # the next may follow (an error is reported by our awaiter)
+        if before_rows is not None:
+            # Committed in order: waiting here rather than in a thread keeps the
+            # threads free for writing files.
+            await asyncio.wait([before_rows])
+        return await asyncio.to_thread(store.rows_of, rows)
 
     async def flush() -> None:
-        nonlocal stored
+        nonlocal stored, last_sent, last
         written = await asyncio.to_thread(store.write_files, folder, batch)
         while indexing and (len(indexing) >= INDEX_QUEUE or sum(queued) + size > INDEX_QUEUE_BYTES):
             oldest = indexing.pop(0)
             queued.pop(0)
             stored += len(await asyncio.shield(oldest))
-        before = indexing[-1] if indexing else None
-        indexing.append(asyncio.ensure_future(index(before, written)))
+        before, last_sent = last_sent, asyncio.get_running_loop().create_future()
+        last = asyncio.ensure_future(index(before, last_sent, last, written))
+        indexing.append(last)
         queued.append(size)
 
     # While one batch is written (in a thread) and the one before is indexed (in
