@@ -210,6 +210,29 @@ async def test_empty_folders_are_not_selected_and_their_first_mail_still_arrives
         await b.close()
 
 
+async def test_folders_with_mail_are_synced_first_inbox_before_all(
+    ms: Mailstack, store: AccountStore
+) -> None:
+    """An empty folder only has a state to save, which would wait for the index
+    helper's write lock between two downloads: those go last, in name order."""
+    c = imap(ms)
+    c.create("Aardvark")  # before every other name, and empty
+    c.create("Zebra")
+    for n in range(2):
+        c.append("Zebra", "(\\Seen)", None, sample(n).replace(b"\n", b"\r\n"))
+    c.logout()
+    deliver_lmtp(ms, USER, sample(9))
+    b = make(ms)
+    try:
+        result = await sync_account(b, store)
+    finally:
+        await b.close()
+    order = [f.folder for f in result.folders]
+    empty = [f for f in order if f not in ("INBOX", "Zebra")]
+    assert order == ["INBOX", "Zebra", *sorted(empty)] and "Aardvark" in empty
+    assert result.fetched == 3
+
+
 async def test_new_mail_is_fetched_by_uid(ms: Mailstack, store: AccountStore) -> None:
     for n in range(3):
         deliver_lmtp(ms, USER, sample(n))

@@ -837,6 +837,10 @@ async def _sync_account(
     if condstore and targets:
         statuses = await _statuses(backend, [f.name for f in targets])
         local_counts = await asyncio.to_thread(_copies_with_uid, store)
+        # Folders with mail first (INBOX before all), the empty ones after: theirs is
+        # only a state to save, which would wait for the index helper's write lock in
+        # the middle of the downloads, and waits for nothing once they are done.
+        targets.sort(key=lambda f: (f.name != INBOX, _known_empty(statuses.get(f.name))))
     # A folder's last rows and its state (Executor.defer) are saved while the next
     # folder is selected and fetched; awaited before the one after registers its own.
     tails: list[asyncio.Future[int]] = []
@@ -912,6 +916,10 @@ async def _sync_account(
                 if not t.cancelled():
                     t.exception()  # the error that ended the run wins
     return result
+
+
+def _known_empty(status: RemoteState | None) -> bool:
+    return status is not None and status.exists == 0
 
 
 def _copies_with_uid(store: AccountStore) -> dict[str, int]:
