@@ -513,6 +513,9 @@ def test_due_accounts_come_from_the_index_and_none_is_made_to_ask(tmp_path: Path
     assert not path.exists()  # a first sync: the sync itself makes the index
     index = MailIndex(path)
     try:
+        assert ob.accounts_with_due_mail(["alice"], path) == []
+        tables = "SELECT name FROM sqlite_master WHERE name = 'outbox'"
+        assert index.execute_read(tables) == []  # nor an outbox in it
         Outbox(index, tmp_path / "outbox").enqueue("alice", message(1))
     finally:
         index.close()

@@ -889,13 +889,15 @@ async def headless_send(
 
 def accounts_with_due_mail(names: Sequence[str], index_path: Path | None = None) -> list[str]:
     """Those of `names` with outbox messages due now: `tui-mail sync` sends them first,
-    so a send queued while offline leaves with the next cron run. No index yet (a
-    first sync): nothing was ever queued, and none is made here (the sync makes it)."""
+    so a send queued while offline leaves with the next cron run. Asking makes
+    nothing: without an index (a first sync) or an outbox in it, none was queued."""
     path = index_path or paths.index_path()
     if not path.exists():
         return []
     index = MailIndex.open(path)
     try:
+        if not index.execute_read("SELECT 1 FROM sqlite_master WHERE name = 'outbox'"):
+            return []
         box = Outbox(index)
         return [name for name in names if box.due(name)]
     finally:
