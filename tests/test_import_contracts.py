@@ -71,3 +71,39 @@ def test_headless_paths_load_no_textual() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_building_an_smtp_account_loads_no_smtp_library_until_it_sends(tmp_path: Path) -> None:
+    """`tui-mail sync` builds every account's send backend; aiosmtplib and the email
+    package (~15 ms) wait for the first message actually sent."""
+    config = tmp_path / "config.toml"
+    config.write_text(
+        '[accounts.a]\nemail = "a@example.org"\n'
+        '[accounts.a.receive]\nbackend = "imap"\nhost = "imap.example.org"\nuser = "a"\n'
+        '[accounts.a.send]\nbackend = "smtp"\nhost = "smtp.example.org"\nuser = "a"\n'
+    )
+    code = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from tui_mail.config.load import load_config\n"
+        "from tui_mail.sync.runtime import Runtime\n"
+        f"rt = Runtime(load_config(Path({str(config)!r})), Path({str(tmp_path / 'i.db')!r}))\n"
+        "send = rt._backends['a'][1]\n"
+        "early = sorted(m for m in sys.modules if m.startswith(('aiosmtplib.', 'email.')))\n"
+        "import tui_mail.backends.smtp.backend as smtp\n"
+        "assert type(send).__module__ == smtp.__name__, type(send)\n"
+        "smtp.aiosmtplib.SMTP  # the first use loads it\n"
+        "late = 'aiosmtplib.smtp' in sys.modules\n"
+        "print(early, late)\n"
+        "raise SystemExit(0 if not early and late else 1)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_lazy_import_is_the_module_itself_and_missing_ones_fail_at_once() -> None:
+    from tui_mail.core.lazy import lazy_import
+
+    assert lazy_import("json") is sys.modules["json"]
+    with pytest.raises(ModuleNotFoundError):
+        lazy_import("tui_mail_no_such_module")

@@ -34,13 +34,8 @@ import logging
 import os
 import ssl
 from collections.abc import Mapping, Sequence
-from email import policy
-from email.generator import BytesGenerator
-from email.parser import BytesHeaderParser, BytesParser
 from io import BytesIO
-from typing import Any, NoReturn
-
-import aiosmtplib
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from tui_mail.backends.base import BackendContext, SendBackend, SendResult
 from tui_mail.config.schema import DEFAULT_PORTS
@@ -54,8 +49,15 @@ from tui_mail.core.errors import (
     ProtocolError,
     TLSError,
 )
+from tui_mail.core.lazy import lazy_import
 from tui_mail.core.sanitize import inert_line
 from tui_mail.core.tls import client_context
+
+if TYPE_CHECKING:
+    import aiosmtplib
+else:
+    # Loaded by the first send: every sync builds this backend, few send (~15 ms).
+    aiosmtplib = lazy_import("aiosmtplib")
 
 log = logging.getLogger(__name__)
 
@@ -407,6 +409,9 @@ class SmtpSendBackend(SendBackend):
 
 def _refuse_bcc(raw: bytes) -> None:
     """The caller strips Bcc; a Bcc header here would show every recipient the list."""
+    from email import policy  # here: the sync path builds this backend, rarely sends
+    from email.parser import BytesHeaderParser
+
     headers = BytesHeaderParser(policy=policy.compat32).parsebytes(raw)
     for name in ("Bcc", "Resent-Bcc"):
         if name in headers:
@@ -429,6 +434,10 @@ def _check_address(address: str) -> None:
 
 def _to_7bit(raw: bytes, where: str) -> bytes:
     """Re-encode 8-bit text parts (base64/quoted-printable) for a server without 8BITMIME."""
+    from email import policy
+    from email.generator import BytesGenerator
+    from email.parser import BytesParser
+
     msg = BytesParser(policy=policy.SMTP).parsebytes(raw)
     out = BytesIO()
     BytesGenerator(out, policy=policy.SMTP.clone(cte_type="7bit")).flatten(msg)
