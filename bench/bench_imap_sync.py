@@ -109,10 +109,18 @@ user = "{user}"
 password = "{user}pass"
 ca_file = "{stack / "tls/ca.crt"}"
 
+# A user's account sends through SMTP: building that backend is part of every sync.
 [accounts.{user}.send]
-backend = "local"
+backend = "smtp"
+host = "127.0.0.1"
+port = {env["MAILSTACK_SUBMISSIONS_PORT"]}
+security = "tls"
+user = "{user}"
+password = "{user}pass"
+ca_file = "{stack / "tls/ca.crt"}"
 """
     )
+    config.chmod(0o600)  # as a user's: tui-mail warns about a plain password others can read
     script = Path(sys.executable).parent / "tui-mail"
     cmd = [str(script)] if script.exists() else [sys.executable, "-m", "tui_mail"]
     dirs = {f"XDG_{kind}_HOME": str(dest / kind.lower()) for kind in ("DATA", "STATE", "CACHE")}
