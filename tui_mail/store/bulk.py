@@ -112,7 +112,6 @@ class IndexHelper:
         """Hand the rows of these durable files over; the ticket for `result`."""
         rows = [
             (
-                str(s.path),
                 s.key,
                 s.subdir,
                 s.flags,
@@ -328,24 +327,25 @@ def _read_exact(fd: int, n: int, deadline: float) -> bytes:
 def _serve(index_path: str) -> None:
     collect_less()
     # Imported here: the parent side above needs none of this.
+    from msgspec import Struct
+
     from tui_mail.core.models import ServerId
     from tui_mail.store.index import MailIndex
-    from tui_mail.store.maildir import StoredFile, child_path
     from tui_mail.store.parse import parse_headers
+
+    class FileRow(Struct, frozen=True):
+        """index.FileFacts: what a row takes from its file (no path: none holds it)."""
+
+        key: str
+        subdir: str
+        flags: str
+        size: int
+        mtime: float
 
     # Opened at the first batch: a helper started with the command (prestart) runs
     # before the index file has its schema.
     index: MailIndex | None = None
     rd, wr = sys.stdin.buffer, sys.stdout.buffer
-    dirs: dict[str, Path] = {}
-
-    def path_of(path: str) -> Path:
-        # One Path per directory, then a cheap child: Path(str) costs ~5 us a file.
-        parent, _, name = path.rpartition("/")
-        base = dirs.get(parent)
-        if base is None:
-            base = dirs[parent] = Path(parent)
-        return child_path(base, name)
 
     try:
         while True:
@@ -363,11 +363,11 @@ def _serve(index_path: str) -> None:
                     index = MailIndex(Path(index_path), attach=True)
                 items = [
                     (
-                        StoredFile(folder, key, subdir, flags, path_of(path), size, mtime),
+                        FileRow(key, subdir, flags, size, mtime),
                         parse_headers(raw, mtime),
                         None if sid is None else ServerId(*sid),
                     )
-                    for path, key, subdir, flags, size, mtime, raw, sid in rows
+                    for key, subdir, flags, size, mtime, raw, sid in rows
                 ]
                 reply = ("ok", index.upsert_many(account, folder, items))
             except Exception as exc:  # the parent indexes the batch itself

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from msgspec import Struct
 
@@ -30,6 +30,23 @@ from tui_mail.search.threads import NewMessage, assign_threads
 if TYPE_CHECKING:  # annotations only: reading the index needs no parser (email, html)
     from tui_mail.store.maildir import StoredFile
     from tui_mail.store.parse import ParsedHeaders
+
+
+class FileFacts(Protocol):
+    """What a row takes from its message file: a StoredFile has it, and the bulk
+    helper gets just this (store/bulk.py), without the path no row holds."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def subdir(self) -> str: ...
+    @property
+    def flags(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def mtime(self) -> float: ...
+
 
 SCHEMA_VERSION = 3
 SORTS = {"date": "date", "from": "sort_from", "subject": "sort_subject", "size": "size"}
@@ -554,7 +571,7 @@ class MailIndex:
         conn: sqlite3.Connection,
         account: str,
         folder: str,
-        items: Iterable[tuple[StoredFile, ParsedHeaders, ServerId | None]],
+        items: Iterable[tuple[FileFacts, ParsedHeaders, ServerId | None]],
     ) -> list[int]:
         batch = list(items)
         if not batch:
@@ -708,7 +725,7 @@ class MailIndex:
         self,
         account: str,
         folder: str,
-        items: Iterable[tuple[StoredFile, ParsedHeaders, ServerId | None]],
+        items: Iterable[tuple[FileFacts, ParsedHeaders, ServerId | None]],
     ) -> list[int]:
         """Like upsert() for many files, in one transaction (rescans, bulk downloads)."""
         with self._write("cannot index messages") as conn:
