@@ -185,3 +185,23 @@ async def test_download_progress_is_thinned_but_keeps_each_folders_first_and_las
             assert 15 <= len(dones) <= 25  # about one per PROGRESS_INTERVAL (50 ms) between
     finally:
         await runtime.stop()
+
+
+async def test_folders_are_announced_first_unless_nothing_shows_them(root: Path) -> None:
+    """The TUI's folder pane gets FoldersListed as a worker starts; a one-shot CLI run
+    (list_folders=False) skips that query and goes straight to its command."""
+    for announce in (True, False):
+        rec = Recorder()
+        runtime = Runtime(config(root), index_path=root.parent / f"index-{announce}.sqlite3")
+        await runtime.start(rec, initial_sync=False, poll=False, list_folders=announce)
+        try:
+            assert isinstance(await rec.run(runtime, cmd.SyncNow()), ev.Done)
+        finally:
+            await runtime.stop()
+        syncing = next(i for i, e in enumerate(rec.events) if isinstance(e, ev.SyncProgress))
+        # (A Maildir sync lists its folders again when it is done, either way.)
+        before = [e for e in rec.events[:syncing] if isinstance(e, ev.FoldersListed)]
+        if announce:
+            assert [{f.name for f in e.folders} >= {"INBOX", "Archive"} for e in before] == [True]
+        else:
+            assert before == []

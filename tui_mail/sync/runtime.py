@@ -50,7 +50,7 @@ class Runtime:
         self._locks: list[AccountLock] = []
         # What start() was given, for accounts added later (add_account).
         self._emit: Emit | None = None
-        self._start_args: tuple[bool, bool, bool, float | None] | None = None
+        self._start_args: tuple[bool, bool, bool, float | None, bool] | None = None
         self._backends: dict[str, tuple[ReceiveBackend | None, SendBackend | None, str | None]] = {}
         self._accounts = {
             name: account
@@ -70,24 +70,27 @@ class Runtime:
         poll: bool = True,
         connect: bool = True,
         check_interval: float | None = None,
+        list_folders: bool = True,
     ) -> None:
         """Start one worker task per account on the running loop and return.
 
         `poll`: follow changes (push, periodic checks every `check_interval`
         seconds) and reconnect by itself (the TUI, `sync --watch`); a
         one-shot CLI command turns it off, and `connect=False` leaves
-        connecting to its first command. Raises AccountLocked when another
-        process syncs one of the accounts (nothing is started then).
+        connecting to its first command. `list_folders`: each worker first
+        announces its folders (FoldersListed), for a folder pane; a command that
+        shows none skips that. Raises AccountLocked when another process syncs
+        one of the accounts (nothing is started then).
         """
         self._lock_accounts(list(self._accounts))
         self._emit = _noting_connections(emit)
-        self._start_args = (initial_sync, poll, connect, check_interval)
+        self._start_args = (initial_sync, poll, connect, check_interval, list_folders)
         for name in self._accounts:
             self._start_worker(name)
 
     def _start_worker(self, name: str) -> None:
         assert self._emit is not None and self._start_args is not None
-        initial_sync, poll, connect, check_interval = self._start_args
+        initial_sync, poll, connect, check_interval, list_folders = self._start_args
         receive, send, error = self._backends[name]
         worker = AccountWorker(
             self._accounts[name],
@@ -106,7 +109,8 @@ class Runtime:
                 worker.submit(cmd.Connect())
             if initial_sync:
                 worker.submit(cmd.SyncNow())
-        worker.submit(cmd.ListFolders())
+        if list_folders:
+            worker.submit(cmd.ListFolders())
 
     def add_account(self, account: AccountConfig) -> None:
         """Run one more account (one the setup screen just wrote to the config file)
