@@ -14,6 +14,7 @@ from pathlib import Path
 import msgspec.structs
 import pytest
 
+from tui_mail.core.errors import StoreError
 from tui_mail.core.models import Address, FolderRole, MessageRef, ServerId
 from tui_mail.store.account_store import AccountStore, RescanResult, role_for_name
 from tui_mail.store.index import SCHEMA_VERSION, MailIndex
@@ -217,6 +218,28 @@ def test_the_same_key_twice_in_one_batch_keeps_the_last(index: MailIndex) -> Non
     ids = index.upsert_many("a", "G", [(a, pa, None), (a, with_refs, None)])
     assert ids[0] == ids[1] and index.fts_pending_count() == 1
     assert index.execute_read("SELECT ref, msg FROM msgrefs") == [("<p@x>", ids[0])]
+
+
+def test_new_files_skip_the_lookup_and_a_key_that_has_a_row_fails_the_batch(
+    tmp_path: Path,
+) -> None:
+    """upsert_many(new_files=True), the bulk helper's: the same rows as the lookup
+    gives for fresh keys (a key twice in the batch still ends as one row); a key
+    already indexed fails the whole batch, which leaves nothing written."""
+    rng = random.Random(5)
+    batch = [_fake(n, rng) for n in range(30)]
+    batch.append((msgspec.structs.replace(batch[3][0], flags="S"), batch[3][1], None))
+    tables = []
+    for new_files in (False, True):
+        with MailIndex(tmp_path / f"{new_files}.sqlite3") as idx:
+            assert len(idx.upsert_many("a", "F", batch, new_files=new_files)) == 31
+            tables.append(idx.execute_read("SELECT * FROM messages ORDER BY id"))
+            assert idx.count("a", "F") == 30
+            more = [_fake(n, rng) for n in range(100, 105)]
+            with pytest.raises(StoreError):
+                idx.upsert_many("a", "F", [*more, batch[7]], new_files=True)
+            assert idx.count("a", "F") == 30  # none of the five new ones either
+    assert tables[0] == tables[1]
 
 
 def test_rescan_sees_other_tools(store: AccountStore, index: MailIndex) -> None:

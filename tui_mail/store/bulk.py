@@ -369,7 +369,9 @@ def _serve(index_path: str) -> None:
                     )
                     for key, subdir, flags, size, mtime, raw, sid in rows
                 ]
-                reply = ("ok", index.upsert_many(account, folder, items))
+                # Files write_files just made: none has a row yet (failing, not
+                # doubling, if one did; the parent then indexes the batch itself).
+                reply = ("ok", index.upsert_many(account, folder, items, new_files=True))
             except Exception as exc:  # the parent indexes the batch itself
                 reply = ("error", f"{type(exc).__name__}: {exc}")
             out = pickle.dumps(reply, protocol=5)

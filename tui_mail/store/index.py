@@ -572,16 +572,21 @@ class MailIndex:
         account: str,
         folder: str,
         items: Iterable[tuple[FileFacts, ParsedHeaders, ServerId | None]],
+        new_files: bool = False,
     ) -> list[int]:
         batch = list(items)
         if not batch:
             return []
-        existing: dict[str, tuple[int, str]] = {
-            key: (msg_id, flags)
-            for key, msg_id, flags in conn.execute(
-                _EXISTING, (account, folder, json.dumps([s.key for s, _, _ in batch]))
-            )
-        }
+        existing: dict[str, tuple[int, str]] = (
+            {}
+            if new_files
+            else {
+                key: (msg_id, flags)
+                for key, msg_id, flags in conn.execute(
+                    _EXISTING, (account, folder, json.dumps([s.key for s, _, _ in batch]))
+                )
+            }
+        )
         inserts: list[list[Any]] = []
         new: list[NewMessage] = []
         updates: list[tuple[Any, ...]] = []
@@ -726,10 +731,18 @@ class MailIndex:
         account: str,
         folder: str,
         items: Iterable[tuple[FileFacts, ParsedHeaders, ServerId | None]],
+        *,
+        new_files: bool = False,
     ) -> list[int]:
-        """Like upsert() for many files, in one transaction (rescans, bulk downloads)."""
+        """Like upsert() for many files, in one transaction (rescans, bulk downloads).
+
+        `new_files`: every file was just written under a fresh name, so no row can
+        have its key and the lookup of existing rows is left out (the bulk helper's
+        batches; ~0.5 us a message). Were one there after all, the insert fails on
+        the key's uniqueness and nothing of the batch is written.
+        """
         with self._write("cannot index messages") as conn:
-            return self._upsert_batch(conn, account, folder, items)
+            return self._upsert_batch(conn, account, folder, items, new_files)
 
     def _delete(self, conn: sqlite3.Connection, where: str, params: Sequence[Any]) -> int:
         """Delete rows, their full-text and reference rows, and adjust the counts."""
