@@ -15,6 +15,7 @@ import os
 import signal
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,8 +24,9 @@ import pytest
 from tui_mail.core.models import ServerId
 from tui_mail.store import account_store, bulk
 from tui_mail.store.account_store import AccountStore
-from tui_mail.store.bulk import BulkHelperError, IndexHelper
+from tui_mail.store.bulk import BulkHelperError, IndexHelper, WrittenFile
 from tui_mail.store.index import MailIndex
+from tui_mail.store.maildir import StoredFile
 
 COLUMNS = (
     "id, folder, key, subdir, flags, date, from_name, from_addr, to_addrs, cc_addrs, subject,"
@@ -270,6 +272,90 @@ def test_a_helper_killed_with_batches_in_flight_leaves_each_indexed_here_once(
     assert len(refs) == len(BATCH) and all(r.id is not None for r in refs)
     ids = store.index.execute_read("SELECT message_id, count(*) FROM messages GROUP BY 1")
     assert len(ids) == len(BATCH) and all(n == 1 for _, n in ids)
+
+
+def test_an_interrupt_while_reading_an_answer_fails_the_others_instead_of_hanging(
+    store: AccountStore, index: MailIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C in the thread reading answers leaves the pipe mid-answer: the interrupt
+    goes on, the helper is stopped, and whoever else waits gets BulkHelperError."""
+    helper = IndexHelper(index.path)
+    written = [store.write_files("INBOX", BATCH[i : i + 10]) for i in (0, 10)]
+    tickets = [helper.send("acct", "INBOX", w) for w in written]
+
+    def interrupted() -> object:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(helper, "_read_answer", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        helper.result(tickets[0], 10)
+    failed: list[BaseException] = []
+
+    def wait_for_the_other() -> None:
+        try:
+            helper.result(tickets[1], 10)
+        except BaseException as exc:
+            failed.append(exc)
+
+    waiter = threading.Thread(target=wait_for_the_other)
+    waiter.start()
+    waiter.join(5)
+    assert not waiter.is_alive() and isinstance(failed[0], BulkHelperError)
+    helper.close()
+    assert gone(helper.pid)
+
+
+def test_answers_nobody_collects_do_not_stall_the_sends_or_close(
+    store: AccountStore, index: MailIndex
+) -> None:
+    """Eighty batches of 500 sent, no answer collected: ~120 KiB of answers wait in the
+    pipe back (more than its default 64 KiB), the sends all go through, and close()
+    collects them and ends the helper."""
+
+    # Only rows (the helper never opens the files): 40,000 fsyncs would take seconds.
+    # 1 KB each, every one its own (pickle would send one shared copy once), so the
+    # requests fill the pipe there too once the helper stops reading.
+    def row(n: int) -> WrittenFile:
+        raw = b"x: y\n\n" + b"%07d" % n * 143
+        return StoredFile("INBOX", f"k{n}", "cur", "S", Path(f"k{n}"), len(raw), 0.0), raw, None
+
+    written = [[row(n) for n in range(i, i + 500)] for i in range(0, 40_000, 500)]
+    helper = IndexHelper(index.path)
+    sender = threading.Thread(target=lambda: [helper.send("acct", "INBOX", w) for w in written])
+    sender.start()
+    sender.join(30)
+    assert not sender.is_alive()
+    helper.close()
+    assert helper._proc.returncode == 0 and sorted(helper._answers) == list(range(80))
+    assert index.execute_read("SELECT count(*) FROM messages") == [(40_000,)]
+
+
+def test_two_batches_failing_at_once_warn_once(
+    store: AccountStore, index: MailIndex, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The last batch of one folder and the first of the next can fail together
+    (two threads): the store drops the helper once, with one warning."""
+    helper = store.bulk_helper = IndexHelper(index.path)
+    slow = logging.Handler()
+    slow.emit = lambda record: time.sleep(0.05)  # type: ignore[method-assign]
+    logging.getLogger("tui_mail.store.account_store").addHandler(slow)
+    both = threading.Barrier(2)
+
+    def fail() -> None:
+        both.wait()
+        store._without_helper(helper, BulkHelperError("gone"))
+
+    try:
+        with caplog.at_level(logging.WARNING):
+            threads = [threading.Thread(target=fail) for _ in range(2)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+    finally:
+        logging.getLogger("tui_mail.store.account_store").removeHandler(slow)
+    assert caplog.text.count("indexing in this process") == 1
+    assert store.bulk_helper is None and gone(helper.pid)
 
 
 def test_the_helper_ends_when_its_parent_closes_the_pipe(tmp_path: Path) -> None:

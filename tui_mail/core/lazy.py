@@ -14,7 +14,11 @@ from types import ModuleType
 
 def lazy_import(name: str) -> ModuleType:
     """`name` as `import name` gives it, except that its code runs at the first
-    attribute access. ModuleNotFoundError at once if it is not installed."""
+    attribute access. ModuleNotFoundError at once if it is not installed.
+
+    That first access should come from one thread (on 3.11 a second one could see
+    the module half-loaded): the SMTP backend's all come from the event loop.
+    """
     module = sys.modules.get(name)
     if module is not None:
         return module

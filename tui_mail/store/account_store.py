@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -121,6 +122,7 @@ class AccountStore:
         self.bulk_helper: IndexHelper | None = None  # see bulk()
         self._bulk_depth = 0
         self._bulk_failed = False  # the helper cannot start here: do not try each time
+        self._helper_lock = threading.Lock()  # dropping a failed helper, once
 
     @property
     def root(self) -> Path:
@@ -207,11 +209,16 @@ class AccountStore:
         ]
 
     def _without_helper(self, helper: IndexHelper, exc: BulkHelperError) -> None:
-        # Never worse than without it: this batch and the rest are indexed here (a
-        # batch it committed but did not confirm is refreshed, not doubled).
-        if self.bulk_helper is helper:
+        # Never worse than without it: this batch and the rest of the download are
+        # indexed here. A batch it committed but did not confirm is refreshed, not
+        # doubled; one it commits while stopping (close() may return before it has)
+        # fails on its keys' uniqueness if this process wrote the rows first.
+        with self._helper_lock:  # batches of two folders may fail at once: one warning
+            first = self.bulk_helper is helper
+            if first:
+                self.bulk_helper = None
+        if first:
             log.warning("account %s: %s; indexing in this process", self.account, exc)
-            self.bulk_helper = None
         helper.close()
 
     def _index_here(self, folder: str, written: Sequence[WrittenFile]) -> list[int]:

@@ -16,10 +16,10 @@ the index with `MailIndex(attach=True)`: no schema work, never a reset.
 
 Any failure of the helper (it cannot start, dies, answers garbage, takes longer
 than `TIMEOUT`) is a `BulkHelperError` for every batch not yet answered; the
-callers then index those and the rest in their own process, so the result is
-never worse than without it. A batch the helper committed but could not confirm
-is indexed again, which upsert_many turns into a refresh of the same rows, never
-a second copy.
+callers then index those and the rest of the download in their own process (a
+later `bulk()` block starts a new helper), so the result is never worse than
+without it. A batch the helper committed but could not confirm is indexed again,
+which upsert_many turns into a refresh of the same rows, never a second copy.
 
 Wire format: 8-byte big-endian length, then a pickle, both ways, over the
 helper's stdin and stdout (both ends are this module, in two processes of the
@@ -69,9 +69,9 @@ class IndexHelper:
     Batches are sent while earlier ones are still being committed, so the helper
     goes from one to the next without waiting for us to read an answer and send
     again (a round trip cost it 2-5 ms a batch, ~20% of its time). It answers in
-    the order it was sent. Thread-safe: a sender waits only for other senders, a
-    waiter for the answers before its own. After any failure it is closed for
-    good, and every batch not yet answered fails with it.
+    the order it was sent. Thread-safe: a sender waits for other senders (and for
+    room in the pipe), a waiter for the answers before its own. After any failure
+    it is closed for good, and every batch not yet answered fails with it.
     """
 
     def __init__(self, index_path: Path, *, timeout: float = TIMEOUT) -> None:
@@ -95,8 +95,9 @@ class IndexHelper:
                 stderr=subprocess.DEVNULL,
                 close_fds=True,
             )
-            if self._proc.stdin is not None:
-                _widen_pipe(self._proc.stdin.fileno())
+            for pipe in (self._proc.stdin, self._proc.stdout):
+                if pipe is not None:
+                    _widen_pipe(pipe.fileno())
         except OSError as exc:
             raise BulkHelperError(f"cannot start the index helper: {exc.strerror or exc}") from exc
 
@@ -166,9 +167,13 @@ class IndexHelper:
                 if self._closed:
                     raise BulkHelperError(self._failure)
                 self._reading = True
-            failure = None
+            answer: object = None
+            # Until the answer is in: an interrupt (Ctrl-C in this thread) leaves the
+            # pipe mid-answer, out of step for any other reader, so it fails too.
+            failure: str | None = "reading the index helper's answer was interrupted"
             try:
                 answer = self._read_answer()
+                failure = None
             except BulkHelperError as exc:
                 failure = str(exc)
             except Exception as exc:  # a garbled answer
@@ -180,8 +185,10 @@ class IndexHelper:
                         self._read += 1
                     self._reading = False
                     self._lock.notify_all()
+                if failure is not None:
+                    self._fail(failure)  # an interrupt goes on after this
             if failure is not None:
-                raise self._fail(failure)
+                raise BulkHelperError(failure)
 
     def _read_answer(self) -> object:
         stdout = self._proc.stdout
@@ -219,12 +226,19 @@ class IndexHelper:
         proc = self._proc
         if kill:
             proc.kill()
-        with self._send_lock:  # not while a batch is being written
-            try:
-                if proc.stdin is not None:
-                    proc.stdin.close()
-            except OSError:
-                pass
+        # Not while a batch is being written. A write can wait for the helper to read,
+        # and the helper for its answers to be read, which nobody does once closed:
+        # then the kill ends the write.
+        if not self._send_lock.acquire(timeout=5.0):
+            proc.kill()
+            self._send_lock.acquire()
+        try:
+            if proc.stdin is not None:
+                proc.stdin.close()
+        except OSError:
+            pass
+        finally:
+            self._send_lock.release()
         try:
             proc.wait(timeout=5.0)
         except subprocess.TimeoutExpired:
@@ -239,7 +253,8 @@ class IndexHelper:
 
 def _widen_pipe(fd: int) -> None:
     """Room for a whole batch (~300 KiB for 500 small messages) in the pipe, so the
-    parent's write returns at once instead of in 64 KiB turns with the helper."""
+    parent's write returns at once instead of in 64 KiB turns with the helper; and
+    for hundreds of answers (~2.5 KiB each) not yet read on the way back."""
     with contextlib.suppress(AttributeError, OSError):  # not Linux, or over the limit
         fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
 

@@ -683,9 +683,11 @@ async def _download(
         nonlocal stored, last_sent, last
         written = await asyncio.to_thread(store.write_files, folder, batch)
         while indexing and (len(indexing) >= INDEX_QUEUE or sum(queued) + size > INDEX_QUEUE_BYTES):
-            oldest = indexing.pop(0)
+            # Awaited while still listed: cancelled meanwhile, the finally below
+            # waits for it like the others.
+            stored += len(await asyncio.shield(indexing[0]))
+            indexing.pop(0)
             queued.pop(0)
-            stored += len(await asyncio.shield(oldest))
         before, last_sent = last_sent, asyncio.get_running_loop().create_future()
         last = asyncio.ensure_future(index(before, last_sent, last, written))
         indexing.append(last)

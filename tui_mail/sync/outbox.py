@@ -896,7 +896,9 @@ def accounts_with_due_mail(names: Sequence[str], index_path: Path | None = None)
         return []
     index = MailIndex.open(path)
     try:
-        if not index.execute_read("SELECT 1 FROM sqlite_master WHERE name = 'outbox'"):
+        if not index.execute_read(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'outbox'"
+        ):
             return []
         box = Outbox(index)
         return [name for name in names if box.due(name)]
