@@ -96,29 +96,21 @@ def ours_command(stack: Path, dest: Path, user: str = USER) -> tuple[list[str], 
     env = parse_env_file(stack / "mailstack.env")
     dest.mkdir(exist_ok=True)
     config = dest / "config.toml"
+
+    def endpoint(role: str, backend: str, port: str) -> str:
+        return (
+            f'[accounts.{user}.{role}]\nbackend = "{backend}"\nhost = "127.0.0.1"\n'
+            f'port = {port}\nsecurity = "tls"\nuser = "{user}"\npassword = "{user}pass"\n'
+            f'ca_file = "{stack / "tls/ca.crt"}"\n'
+        )
+
+    # A user's account: IMAPS in, and SMTP out, since building that backend is part
+    # of every sync.
     config.write_text(
-        f"""[accounts.{user}]
-email = "{user}@localhost"
-
-[accounts.{user}.receive]
-backend = "imap"
-host = "127.0.0.1"
-port = {env["MAILSTACK_IMAPS_PORT"]}
-security = "tls"
-user = "{user}"
-password = "{user}pass"
-ca_file = "{stack / "tls/ca.crt"}"
-
-# A user's account sends through SMTP: building that backend is part of every sync.
-[accounts.{user}.send]
-backend = "smtp"
-host = "127.0.0.1"
-port = {env["MAILSTACK_SUBMISSIONS_PORT"]}
-security = "tls"
-user = "{user}"
-password = "{user}pass"
-ca_file = "{stack / "tls/ca.crt"}"
-"""
+        f'[accounts.{user}]\nemail = "{user}@localhost"\n\n'
+        + endpoint("receive", "imap", env["MAILSTACK_IMAPS_PORT"])
+        + "\n"
+        + endpoint("send", "smtp", env["MAILSTACK_SUBMISSIONS_PORT"])
     )
     config.chmod(0o600)  # as a user's: tui-mail warns about a plain password others can read
     script = Path(sys.executable).parent / "tui-mail"

@@ -62,6 +62,12 @@ def test_the_ui_speaks_no_protocol(path: Path) -> None:
     assert not bad, f"{path} imports {bad}"
 
 
+def _runs_clean(code: str) -> None:
+    """`code` in a fresh interpreter (nothing imported yet) exits 0."""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_headless_paths_load_no_textual() -> None:
     code = (
         "import sys, tui_mail.cli, tui_mail.headless, tui_mail.sync.runtime, "
@@ -69,8 +75,7 @@ def test_headless_paths_load_no_textual() -> None:
         "bad = sorted(m for m in sys.modules if m == 'textual' or m.startswith('textual.'))\n"
         "print(bad)\nraise SystemExit(1 if bad else 0)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
+    _runs_clean(code)
 
 
 def test_building_an_smtp_account_loads_no_smtp_library_until_it_sends(tmp_path: Path) -> None:
@@ -97,8 +102,7 @@ def test_building_an_smtp_account_loads_no_smtp_library_until_it_sends(tmp_path:
         "print(early, late)\n"
         "raise SystemExit(0 if not early and late else 1)\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
+    _runs_clean(code)
 
 
 def test_lazy_import_is_the_module_itself_and_missing_ones_fail_at_once() -> None:
