@@ -106,6 +106,70 @@ def test_paging_sorting_and_counts(index: MailIndex) -> None:
     assert index.envelope(10_000) is None and index.path_of(10_000) is None
 
 
+def _index_names(index: MailIndex) -> set[str]:
+    return {r[0] for r in index.execute_read("SELECT name FROM sqlite_master WHERE type = 'index'")}
+
+
+def _page_plan(index: MailIndex, column: str) -> str:
+    rows = index.execute_read(
+        "EXPLAIN QUERY PLAN SELECT id FROM messages WHERE account = 'a' AND folder = 'F'"
+        f" ORDER BY {column} DESC, id DESC LIMIT 10 OFFSET 0"
+    )
+    return " | ".join(str(r[-1]) for r in rows)
+
+
+def test_a_sort_order_gets_its_index_when_first_used(index: MailIndex) -> None:
+    """Only the date order's index is made with the schema (each one slows every
+    insert); the others are made at their first page, then walked like it."""
+    rng = random.Random(5)
+    index.upsert_many("a", "F", [_fake(n, rng) for n in range(20)])
+    lazy = {"messages_by_from", "messages_by_subject", "messages_by_size"}
+    assert "messages_by_date" in _index_names(index)
+    assert not lazy & _index_names(index)
+    assert "TEMP B-TREE" in _page_plan(index, "size")  # what every page would cost
+
+    for sort, name, column in (
+        ("from", "messages_by_from", "sort_from"),
+        ("subject", "messages_by_subject", "sort_subject"),
+        ("size", "messages_by_size", "size"),
+    ):
+        index.page("a", "F", 0, 5, sort)
+        assert name in _index_names(index)
+        plan = _page_plan(index, column)
+        assert f"INDEX {name}" in plan and "TEMP B-TREE" not in plan, plan
+    assert lazy <= _index_names(index)
+
+    # Kept up to date from then on, like any other index.
+    more = index.upsert_many("a", "F", [_fake(n, rng) for n in range(20, 30)])
+    by_size = [e.ref.id for e in index.page("a", "F", 0, 30, "size", False)]
+    assert set(more) <= set(by_size) and len(by_size) == 30
+    assert index.execute_read("PRAGMA integrity_check") == [("ok",)]
+
+
+def test_a_sort_index_that_cannot_be_made_still_gives_the_page(
+    tmp_path: Path, index: MailIndex, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another writer holding the index past busy_timeout: the page comes, sorted
+    without the index, and the next page makes it."""
+    rng = random.Random(6)
+    items = [_fake(n, rng) for n in range(12)]
+    ids = index.upsert_many("a", "F", items)
+    expected = [i for _, i in sorted(zip((s.size for s, _, _ in items), ids, strict=True))]
+    index.execute_read("PRAGMA busy_timeout = 50")
+    other = sqlite3.connect(index.path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        page = index.page("a", "F", 0, 12, "size", False)
+        assert [e.ref.id for e in page] == expected
+        assert "messages_by_size" not in _index_names(index)
+        assert "cannot make the index of the size sort order" in caplog.text
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+    assert [e.ref.id for e in index.page("a", "F", 0, 12, "size", False)] == expected
+    assert "messages_by_size" in _index_names(index)
+
+
 def test_counts_follow_every_change(store: AccountStore, index: MailIndex) -> None:
     a = store.deliver("INBOX", _raw(1))
     b = store.deliver("INBOX", _raw(2), "S")
