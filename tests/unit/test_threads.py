@@ -532,20 +532,24 @@ def test_index_threads_match_the_reference(
 
 def test_the_subject_lookup_reads_only_the_date_window(tmp_path: Path) -> None:
     """A subject that recurs (cron mail) must not cost every row of it per batch:
-    the lookup walks (account, sort_subject, date), bounded on both sides."""
-    from tui_mail.search.threads import _SUBJECT_LOOKUP
+    the lookup walks (account, sort_subject, date), bounded on both sides; the
+    look for reference-less replies walks only those, in the partial index."""
+    from tui_mail.search.threads import _REFLESS_SUBJECTS, _SUBJECT_LOOKUP
 
     index = MailIndex(tmp_path / "index.sqlite3")
     index.close()
     conn = sqlite3.connect(tmp_path / "index.sqlite3")
     try:
-        plan = " ".join(
-            str(row[3])
-            for row in conn.execute(
-                "EXPLAIN QUERY PLAN " + _SUBJECT_LOOKUP, ("a", '["x"]', 1, 2, '["x"]')
+        plans = [
+            " ".join(
+                str(row[3])
+                for row in conn.execute("EXPLAIN QUERY PLAN " + sql, ("a", '["x"]', 1, 2))
             )
-        )
+            for sql in (_SUBJECT_LOOKUP, _REFLESS_SUBJECTS)
+        ]
     finally:
         conn.close()
-    assert "USING INDEX messages_by_subject_date" in plan, plan
-    assert "date>? AND date<?" in plan, plan
+    names = ("messages_by_subject_date", "messages_by_refless_subject")
+    for plan, name in zip(plans, names, strict=True):
+        assert f"USING INDEX {name}" in plan, plan
+        assert "date>? AND date<?" in plan, plan

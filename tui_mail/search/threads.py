@@ -62,21 +62,25 @@ WHERE r.ref = j.value AND r.account = ?1 AND m.id = r.msg AND m.thread_id IS NOT
 _ID_BY_POSITION = _ID_LOOKUP.format(ident="j.key")
 _ID_BY_TEXT = _ID_LOOKUP.format(ident="j.value")
 # Through the (account, sort_subject, date) index: one bounded range per subject,
-# the rows of the date window only (a subject that recurs has many more).
-# Every candidate of the subjects in ?5, which a reference-less "Re:" of the batch
-# looks up; of the other subjects only reference-less ones with a ":", the only
-# kind an original joins. A subject without such a candidate joins nothing, so its
-# candidates (most of them) need not cross into Python.
+# the rows of the date window only (a subject that recurs has many more): every
+# candidate of the subjects in ?2. What a reference-less "Re:" of the batch looks up.
 _SUBJECT_LOOKUP = """
 SELECT sort_subject, thread_id, date, subject, in_reply_to = '' AND refs = ''
 FROM messages
 WHERE account = ?1 AND folder IN (SELECT folder FROM folder_stats WHERE account = ?1)
   AND sort_subject IN (SELECT value FROM json_each(?2)) AND date BETWEEN ?3 AND ?4
   AND thread_id IS NOT NULL
-  AND (
-    sort_subject IN (SELECT value FROM json_each(?5))
-    OR in_reply_to = '' AND refs = '' AND instr(subject, ':')
-  )
+"""
+# Of the other subjects, those with a reference-less candidate having a ":" (a
+# reply, perhaps), the only kind an original joins. The condition is the partial
+# index messages_by_refless_subject's, so only those rows are read: a subject
+# without one (most of them) joins nothing, and its candidates need not be read.
+_REFLESS_SUBJECTS = """
+SELECT DISTINCT sort_subject FROM messages
+WHERE account = ?1 AND folder IN (SELECT folder FROM folder_stats WHERE account = ?1)
+  AND sort_subject IN (SELECT value FROM json_each(?2)) AND date BETWEEN ?3 AND ?4
+  AND thread_id IS NOT NULL
+  AND in_reply_to = '' AND refs = '' AND instr(subject, ':')
 """
 
 
@@ -241,9 +245,9 @@ def _subject_candidates(
     base subjects more than one row of the batch has.
 
     A subject that only originals of the batch look up gets its candidates only
-    when it has a reference-less reply among them (a second query, rarely run):
-    without one, _subject_matches() finds nothing for an original whatever the
-    other candidates are.
+    when it has a reference-less reply among them (_REFLESS_SUBJECTS, which reads
+    a small partial index): without one, _subject_matches() finds nothing for an
+    original whatever the other candidates are.
     """
     subjects: set[str] = set()  # looked up: by rows without references
     replies: set[str] = set()  # looked up by a "Re:": every candidate counts
@@ -267,19 +271,16 @@ def _subject_candidates(
         return out, repeated
     margin = SUBJECT_WINDOW + CLOCK_SKEW  # covers every row's own window
     lo, hi = min(dates) - margin, max(dates) + margin
-    wanted = json.dumps(sorted(replies))
-    partial: set[str] = set()  # subjects with a reference-less reply, not all fetched
-    for subject, thread, date, raw_subject, refless in conn.execute(
-        _SUBJECT_LOOKUP, (account, json.dumps(sorted(subjects)), lo, hi, wanted)
-    ):
-        if subject in replies:
-            _add_candidate(out, indexed, subject, thread, date, raw_subject, refless)
-        else:
-            partial.add(subject)
-    if partial:
-        wanted = json.dumps(sorted(partial))
+    # Every candidate of the subjects a "Re:" looks up, and of the others those with
+    # a reference-less reply among them (rarely any).
+    wanted = sorted(replies)
+    others = subjects - replies
+    if others:
+        found = conn.execute(_REFLESS_SUBJECTS, (account, json.dumps(sorted(others)), lo, hi))
+        wanted.extend(subject for (subject,) in found)
+    if wanted:
         for subject, thread, date, raw_subject, refless in conn.execute(
-            _SUBJECT_LOOKUP, (account, wanted, lo, hi, wanted)
+            _SUBJECT_LOOKUP, (account, json.dumps(wanted), lo, hi)
         ):
             _add_candidate(out, indexed, subject, thread, date, raw_subject, refless)
     return out, repeated

@@ -221,6 +221,15 @@ _ADDED_INDEXES = {
         "CREATE INDEX IF NOT EXISTS messages_by_subject_date"
         " ON messages(account, sort_subject, date)"
     ),
+    # The same for the few messages an original can join by subject (a reply that
+    # names no parent): most subjects have none, and finding that in this small
+    # index, not among every message of the subject, was ~1 us of the ~17 us each
+    # message of an initial sync costs the index.
+    "messages_by_refless_subject": (
+        "CREATE INDEX IF NOT EXISTS messages_by_refless_subject"
+        " ON messages(account, sort_subject, date)"
+        " WHERE in_reply_to = '' AND refs = '' AND instr(subject, ':')"
+    ),
 }
 # The indexes of the sort orders other than date, made the first time a folder is
 # listed in that order and kept up to date from then on (existing ones are kept).
