@@ -7,7 +7,6 @@ Tables are checked in file order and checking stops at the first error.
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 import json
 import os
@@ -243,6 +242,8 @@ def _describe(value: object, secret: bool = False) -> str:
 
 
 def _did_you_mean(word: str, choices: Sequence[str]) -> str:
+    import difflib  # only for a config with a mistake: not at every start
+
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     return f"; did you mean '{close[0]}'?" if close else ""
 
