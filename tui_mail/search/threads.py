@@ -63,7 +63,8 @@ _ID_BY_POSITION = _ID_LOOKUP.format(ident="j.key")
 _ID_BY_TEXT = _ID_LOOKUP.format(ident="j.value")
 # Through the (account, sort_subject, date) index: one bounded range per subject,
 # the rows of the date window only (a subject that recurs has many more): every
-# candidate of the subjects in ?2. What a reference-less "Re:" of the batch looks up.
+# candidate of the subjects in ?2, those a reference-less "Re:" of the batch looks
+# up and those _REFLESS_SUBJECTS found.
 _SUBJECT_LOOKUP = """
 SELECT sort_subject, thread_id, date, subject, in_reply_to = '' AND refs = ''
 FROM messages

@@ -231,17 +231,26 @@ _ADDED_INDEXES = {
         " WHERE in_reply_to = '' AND refs = '' AND instr(subject, ':')"
     ),
 }
-# The indexes of the sort orders other than date, made the first time a folder is
-# listed in that order and kept up to date from then on (existing ones are kept).
-# Each index costs every new row ~1 us, and these three were ~15% of the index
-# helper's work in an initial sync, where the helper is the slowest stage
-# (bench/bench_imap_sync.py: ~18 ms of 0.56 s at 10k messages); most people never
-# sort by size. Made once, in ~80 ms per 100k messages; without it every page of
-# such a folder would take 0.1-0.2 s.
+# The indexes of the sort orders other than date, by sort column: (name, statement).
+# Made the first time a folder is listed in that order and kept up to date from
+# then on (an index that has them keeps them). Every index slows every insert: in
+# the initial sync of bench/bench_imap_sync.py (10k messages), where the index
+# helper is the slowest stage, these three were 2.5 of the ~17 us each message
+# cost the index, and the sync took ~18 ms less without them; the larger the
+# index, the more each costs. Made once in ~0.1 s per 100k messages; without it
+# a page in that order is a sort of the whole folder (tens of ms at 100k).
 _SORT_INDEXES = {
-    column: f"CREATE INDEX IF NOT EXISTS messages_by_{name} ON messages(account, folder, {column})"
+    column: (
+        f"messages_by_{name}",
+        f"CREATE INDEX IF NOT EXISTS messages_by_{name} ON messages(account, folder, {column})",
+    )
     for column, name in (("sort_from", "from"), ("sort_subject", "subject"), ("size", "size"))
 }
+# How long a page waits for another writer (a sync in another process) to make a
+# sort index, and how long before the next try: a page must not wait seconds.
+SORT_INDEX_WAIT = 0.1
+SORT_INDEX_RETRY = 60.0
+_BUSY_TIMEOUT_MS = 5000
 _BUMP = (
     "INSERT INTO folder_stats(account, folder, total, unread) VALUES (?, ?, ?, ?)"
     " ON CONFLICT(account, folder) DO UPDATE"
@@ -359,6 +368,7 @@ class MailIndex:
         self._depth = 0
         self._next_id: int | None = None
         self._sort_indexes: set[str] = set()  # columns of _SORT_INDEXES known to exist
+        self._sort_index_retry: dict[str, float] = {}  # column -> monotonic time of next try
         if attach:
             self._conn = self._connect(check=False)
             return
@@ -408,7 +418,7 @@ class MailIndex:
         except sqlite3.Error as exc:
             raise _db_error(f"cannot open {self.path}", exc) from exc
         try:
-            conn.execute("PRAGMA busy_timeout = 5000")
+            conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
             if not check:
                 conn.execute("PRAGMA synchronous = NORMAL")
                 return conn  # WAL is the database's own setting, made by its owner
@@ -1083,7 +1093,7 @@ class MailIndex:
         except KeyError:
             raise ValueError(f"sort must be one of {sorted(SORTS)}, not {sort!r}") from None
         if column in _SORT_INDEXES and column not in self._sort_indexes:
-            self._make_sort_index(column)
+            self._make_sort_index(sort, column)
         offset, limit = max(0, int(offset)), max(0, int(limit))
         sql = (
             "SELECT id FROM messages WHERE account = ? AND folder = ?"
@@ -1122,21 +1132,50 @@ class MailIndex:
             ids.reverse()
         return ids
 
-    def _make_sort_index(self, column: str) -> None:
+    def _make_sort_index(self, sort: str, column: str) -> None:
         """Make the index of a sort order other than date, the first time it is used.
 
-        Should that fail (another writer held the index past busy_timeout, a full
-        disk), the page is still read, only slower, and the next page tries again.
+        Looked for first, which takes no lock: an index that has it (made by
+        another process, or before these were made on demand) is only noted.
+        Making it waits at most SORT_INDEX_WAIT for another writer; if that or
+        anything else fails (a read-only index), the page is read without it,
+        slower, and the next try is SORT_INDEX_RETRY later. Not inside a
+        transaction of the caller's, whose rollback would take the index along
+        with it after it was noted here.
         """
-        try:
-            with self._write("cannot make a sort index") as conn:
-                conn.execute(_SORT_INDEXES[column])
-        except StoreError as exc:
-            log.warning(
-                "cannot make the index of the %s sort order (%s); sorting without it", column, exc
-            )
-            return
-        self._sort_indexes.add(column)
+        name, create = _SORT_INDEXES[column]
+        with self._lock:
+            if self._sort_index_retry.get(column, 0.0) > time.monotonic():
+                return
+            try:
+                found = self._conn.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", (name,)
+                ).fetchone()
+            except sqlite3.Error:
+                found = None  # then the making below says what is wrong
+            if found is not None:
+                self._sort_indexes.add(column)
+                return
+            if self._depth:
+                return
+            try:
+                self._conn.execute(f"PRAGMA busy_timeout = {int(SORT_INDEX_WAIT * 1000)}")
+                try:
+                    with self._write(f"cannot make {name}") as conn:
+                        conn.execute(create)
+                finally:
+                    self._conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            except (StoreError, sqlite3.Error) as exc:
+                first = column not in self._sort_index_retry
+                self._sort_index_retry[column] = time.monotonic() + SORT_INDEX_RETRY
+                log.log(
+                    logging.WARNING if first else logging.DEBUG,
+                    "sorting by %s without its index for now: %s",
+                    sort,
+                    exc,
+                )
+                return
+            self._sort_indexes.add(column)
 
     def page(
         self,

@@ -57,7 +57,8 @@ class ListSource(Protocol):
 
 
 class FolderSource:
-    """One folder, sorted by the index (each sort column has its own SQL index)."""
+    """One folder, sorted by the index (each sort column has its own SQL index, made
+    at the first page in that order)."""
 
     def __init__(
         self, index: Any, account: str, folder: str, sort: str = "date", descending: bool = True
