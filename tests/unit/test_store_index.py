@@ -151,7 +151,7 @@ def test_a_sort_index_that_cannot_be_made_still_gives_the_page_at_once(
     index: MailIndex, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Another writer holding the index (a sync in another process): the page comes
-    after SORT_INDEX_WAIT, not busy_timeout's 5 s, sorted without the index; the
+    after INDEX_WAIT, not busy_timeout's 5 s, sorted without the index; the
     next pages do not try again until SORT_INDEX_RETRY has passed."""
     rng = random.Random(6)
     items = [_fake(n, rng) for n in range(12)]

@@ -311,13 +311,14 @@ _indexed: weakref.WeakSet[MailIndex] = weakref.WeakSet()
 
 
 def ensure_search_index(index: MailIndex) -> None:
-    """Create SEARCH_INDEX once per MailIndex; a failure (read-only, locked) only costs speed."""
+    """Make SEARCH_INDEX if it is not there (MailIndex.make_index: a search never
+    waits long for a writer in another process). A failure (read-only, locked)
+    only costs speed, and the next search tries again."""
     if index in _indexed:
         return
-    _indexed.add(index)
     with contextlib.suppress(MailError):
-        with index.transaction() as conn:
-            conn.execute(SEARCH_INDEX)
+        if index.make_index("messages_search_by_date", SEARCH_INDEX):
+            _indexed.add(index)
 
 
 def _folders(index: MailIndex) -> list[tuple[str, str]]:

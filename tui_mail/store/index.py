@@ -246,9 +246,9 @@ _SORT_INDEXES = {
     )
     for column, name in (("sort_from", "from"), ("sort_subject", "subject"), ("size", "size"))
 }
-# How long a page waits for another writer (a sync in another process) to make a
-# sort index, and how long before the next try: a page must not wait seconds.
-SORT_INDEX_WAIT = 0.1
+# How long a read waits for another writer (a sync in another process) to make an
+# index it wants (make_index), and how long before a page tries a sort index again.
+INDEX_WAIT = 0.1
 SORT_INDEX_RETRY = 60.0
 _BUSY_TIMEOUT_MS = 5000
 _BUMP = (
@@ -1133,39 +1133,17 @@ class MailIndex:
         return ids
 
     def _make_sort_index(self, sort: str, column: str) -> None:
-        """Make the index of a sort order other than date, the first time it is used.
-
-        Looked for first, which takes no lock: an index that has it (made by
-        another process, or before these were made on demand) is only noted.
-        Making it waits at most SORT_INDEX_WAIT for another writer; if that or
-        anything else fails (a read-only index), the page is read without it,
-        slower, and the next try is SORT_INDEX_RETRY later. Not inside a
-        transaction of the caller's, whose rollback would take the index along
-        with it after it was noted here.
-        """
+        """Make the index of a sort order other than date, the first time it is used
+        (make_index). If that fails (another writer held the index past the short
+        wait, a read-only index), the page is read without it, slower, and the next
+        try is SORT_INDEX_RETRY later."""
         name, create = _SORT_INDEXES[column]
         with self._lock:
             if self._sort_index_retry.get(column, 0.0) > time.monotonic():
                 return
             try:
-                found = self._conn.execute(
-                    "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", (name,)
-                ).fetchone()
-            except sqlite3.Error:
-                found = None  # then the making below says what is wrong
-            if found is not None:
-                self._sort_indexes.add(column)
-                return
-            if self._depth:
-                return
-            try:
-                self._conn.execute(f"PRAGMA busy_timeout = {int(SORT_INDEX_WAIT * 1000)}")
-                try:
-                    with self._write(f"cannot make {name}") as conn:
-                        conn.execute(create)
-                finally:
-                    self._conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-            except (StoreError, sqlite3.Error) as exc:
+                made = self.make_index(name, create)
+            except StoreError as exc:
                 first = column not in self._sort_index_retry
                 self._sort_index_retry[column] = time.monotonic() + SORT_INDEX_RETRY
                 log.log(
@@ -1175,7 +1153,38 @@ class MailIndex:
                     exc,
                 )
                 return
-            self._sort_indexes.add(column)
+            if made:
+                self._sort_indexes.add(column)
+
+    def make_index(self, name: str, create: str, wait: float = INDEX_WAIT) -> bool:
+        """Make an index a read wants (`create`: CREATE INDEX IF NOT EXISTS `name`),
+        unless it is there; True once it is. StoreError if it cannot be made.
+
+        Looked for first, which takes no lock: one made earlier, or by another
+        process, costs no write. Making it waits at most `wait` for another writer
+        (a sync in another process holding the write lock): the read it is for
+        must not wait busy_timeout's seconds, and can go on without it. Never
+        inside a transaction of the caller's (False), whose rollback would take the
+        index along after the caller was told it is there.
+        """
+        with self._lock:
+            try:
+                found = self._conn.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", (name,)
+                ).fetchone()
+                if found is not None:
+                    return True
+                if self._depth:
+                    return False
+                self._conn.execute(f"PRAGMA busy_timeout = {int(wait * 1000)}")
+                try:
+                    with self._write(f"cannot make {name}") as conn:
+                        conn.execute(create)
+                finally:
+                    self._conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            except sqlite3.Error as exc:
+                raise _db_error(f"cannot make {name}", exc) from exc
+            return True
 
     def page(
         self,
