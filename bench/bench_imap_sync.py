@@ -305,6 +305,19 @@ def main() -> None:
             f"client only (raw) {med('raw initial') / m:5.2f}x   "
             f"ours + bodies pass {(med('ours initial') + med('ours bodies')) / m:5.2f}x"
         )
+        # The same ratio round by round: both ran within seconds of each other, so the
+        # machine's slow and fast minutes (often +-10% here) weigh on both alike.
+        paired = sorted(
+            o / b
+            for (o, *_), (b, *_) in zip(
+                results["ours initial"], results["mbsync initial"], strict=True
+            )
+        )
+        print(
+            f"  initial, round by round: median {statistics.median(paired):.2f}x"
+            f" (from {paired[0]:.2f}x to {paired[-1]:.2f}x; ours faster in"
+            f" {sum(r < 1 for r in paired)} of {len(paired)})"
+        )
         print(f"  no-change  ours {med('ours no-change') / med('mbsync no-change'):5.2f}x")
         # The initial sync less the run with no mail: what the messages themselves cost.
         ours_empty, mbsync_empty = med("ours empty"), med("mbsync empty")
