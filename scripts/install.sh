@@ -11,7 +11,9 @@ set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${TUI_MAIL_VENV:-$REPO/.venv}"
-PYTHON="${PYTHON:-python3}"
+# shellcheck source=python.sh
+. "$REPO/scripts/python.sh"
+PYTHON="$(pick_python)"
 mode="${1:-}"
 
 log() { printf 'install: %s\n' "$*" >&2; }
