@@ -298,8 +298,8 @@ def main() -> None:
                 f"  peak RSS {rss:6.1f} MiB  {extra}"
             )
         print(FSYNC_POLICY)
-        # The interpreter decides much of "ours": a build without PGO (pyenv's default)
-        # was ~7% slower here than Debian's (scripts/python.sh).
+        # The interpreter decides much of "ours": a pyenv-built 3.11.7 (no PGO) was ~7%
+        # slower here than Debian's 3.11.2 (scripts/python.sh).
         print(f"python: {sys.version.split()[0]} from {sys.base_prefix}")
         print("ratios (ours / mbsync; < 1 is faster):")
         m = med("mbsync initial")

@@ -11,7 +11,7 @@ set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${TUI_MAIL_VENV:-$REPO/.venv}"
-# shellcheck source=python.sh
+# shellcheck source=scripts/python.sh
 . "$REPO/scripts/python.sh"
 PYTHON="$(pick_python)"
 mode="${1:-}"
@@ -33,6 +33,7 @@ fi
   || { log "tui-mail needs Python 3.11 or newer"; exit 1; }
 
 if [ ! -x "$VENV/bin/python" ]; then
+  log "creating $VENV with $PYTHON"
   if ! "$PYTHON" -m venv "$VENV" 2>/dev/null; then
     rm -rf "$VENV"
     apt_install python3-venv

@@ -8,9 +8,9 @@
 #    `tests/servers/mailstack.sh install` (apt-get update + install, with a postfix
 #    debconf preseed and a temporary policy-rc.d so no system daemons get started).
 #    Not root: nothing is installed, and server tests skip locally (they fail if CI=true).
-# 2. Creates the venv (.venv, or $VENV) with `python3 -m venv` ($PYTHON, else Debian's
-#    /usr/bin/python3, else python3 on PATH: scripts/python.sh says why; apt-installs
-#    python3-venv only if that fails), and runs `pip install -e '.[test]'` when
+# 2. Creates the venv (.venv, or $VENV) with `python3 -m venv` ($PYTHON, else the
+#    system's /usr/bin/python3, else python3 on PATH: scripts/python.sh says why;
+#    apt-installs python3-venv only if that fails), and runs `pip install -e '.[test]'` when
 #    pyproject.toml or the interpreter changed since the last install.
 # 3. Runs `python -m pytest -q [PYTEST ARGS]` and exits with pytest's own status
 #    (5 = "no tests collected" is a failure too). The pytest session starts and stops
@@ -20,6 +20,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+# shellcheck source=scripts/python.sh
 . "$ROOT/scripts/python.sh"
 PY="$(pick_python)"
 VENV="${VENV:-$ROOT/.venv}"
