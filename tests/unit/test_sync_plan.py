@@ -244,6 +244,18 @@ def test_a_change_waiting_out_a_backoff_is_merged_but_not_pushed() -> None:
     assert plan.of(SetLocalFlags)[0].letters == "FS"  # type: ignore[attr-defined]
 
 
+def test_a_change_waiting_out_a_backoff_holds_back_the_later_ones_of_its_message() -> None:
+    """Pushed first, the later change would be undone when the older one is replayed."""
+    local = [msg(1, 1, "", pending=True), msg(2, 2, "", pending=True)]
+    changes = [
+        change(1, 1, add={Flag.FLAGGED}, due=False),
+        change(2, 1, remove={Flag.FLAGGED}),
+        change(3, 2, add={Flag.SEEN}),  # another message: not held back
+    ]
+    plan = plan_folder("INBOX", SAVED, SAME, local, changes, Answers())
+    assert [(p.entry, p.msg_id) for p in plan.of(PushFlags)] == [(3, 2)]  # type: ignore[attr-defined]
+
+
 def test_a_change_to_a_message_gone_on_the_server_is_dropped_not_pushed() -> None:
     changes = [change(1, 2, add={Flag.SEEN}), change(2, 99, add={Flag.SEEN})]
     plan = plan_folder("INBOX", SAVED, SAME, THREE, changes, Answers(expunged=[2]))

@@ -41,7 +41,7 @@ from tui_mail.sync.outbox import (
 )
 from tui_mail.sync.outbox import State as OutboxState
 from tui_mail.sync.plan import APPEND, Step, plan_expunge, plan_transfer
-from tui_mail.sync.server_ops import push_pending, record_flag_change
+from tui_mail.sync.server_ops import SET_FLAGS, push_pending, record_flag_change
 
 if TYPE_CHECKING:
     from tui_mail.search.query import Query
@@ -778,9 +778,44 @@ class AccountWorker:
         the target's copy then arrives by the sync with its new UID, so the
         store never holds the same message twice.
         """
+        await self._push_first(refs)
         steps = plan_transfer(self._pairs(refs), to_folder, copy=copy)
         await self._execute(steps, refs)
         await self._mirror(cmd.SyncNow(folder=to_folder))
+
+    async def _push_first(self, refs: tuple[MessageRef, ...]) -> None:
+        """The flag changes still journalled for these messages reach the server before
+        the messages are moved or copied there, backoff or not: the new copy takes the
+        server's flags, and a change left behind was dropped with the source's row.
+        MailError if one cannot be sent now: nothing is moved, nothing lost."""
+        ids: set[int] = set()
+        for ref in refs:
+            info = self.store.index.file_info(self.name, ref.folder, ref.key)
+            if info is not None:
+                ids.add(info.id)
+        waiting = [
+            e
+            for e in self.journal.pending(self.name)
+            if e.op == SET_FLAGS and e.payload.get("id") in ids
+        ]
+        if not waiting:
+            return
+        backend = self._require_receive()
+        if not self.connected:
+            await self._on_connect(cmd.Connect())
+        try:
+            pushed = await push_pending(backend, self.store, self.journal, ids)
+        except (ConnectError, ProtocolError) as exc:
+            if _ended_session(exc):
+                await self._connection_lost(exc)
+            raise
+        if pushed.confirmed:
+            self.emit(ev.FlagsConfirmed, refs=pushed.confirmed)
+        if pushed.failed:
+            raise MailError(
+                f"{pushed.failed} flag change(s) of these messages did not reach the server;"
+                " nothing was moved: try again"
+            )
 
     async def _server_expunge(self, refs: tuple[MessageRef, ...]) -> None:
         await self._execute(plan_expunge(self._pairs(refs)), refs)

@@ -530,11 +530,13 @@ class Executor:
             self.removed += 1
 
     def _settle(self, entry: int, msg_id: int, last: bool) -> None:
-        """A journal entry is done with: drop it; the last one clears `pending`."""
-        if self.journal is not None:
-            self.journal.mark_done(entry)
-        if last:
-            self.store.index.set_pending([msg_id], False)
+        """A journal entry is done with: drop it; the last one clears `pending`, in the
+        same transaction (as server_ops.settle)."""
+        with self.store.index.transaction():
+            if self.journal is not None:
+                self.journal.mark_done(entry)
+            if last:
+                self.store.index.set_pending([msg_id], False)
 
     def _failed(self, entry: int, error: str) -> None:
         if self.journal is None:
@@ -548,6 +550,7 @@ class Executor:
     async def _push(self, steps: Sequence[Step]) -> None:
         """STORE the changes; consecutive ones with the same flags go in one command."""
         pushes = [s for s in steps if isinstance(s, PushFlags)]
+        refused: set[int] = set()  # their later changes wait for the next sync, in order
         i = 0
         while i < len(pushes):
             first = pushes[i]
@@ -564,6 +567,9 @@ class Executor:
                 seen.add(pushes[j].msg_id)
                 j += 1
             i = j
+            group = [s for s in group if s.msg_id not in refused]
+            if not group:
+                continue
             try:
                 await self.backend.set_flags(
                     first.folder, [s.server_id for s in group], first.add, first.remove
@@ -573,6 +579,7 @@ class Executor:
             except MailError as exc:
                 for s in group:
                     await asyncio.to_thread(self._failed, s.entry, str(exc))
+                    refused.add(s.msg_id)
                 self.errors.append(str(exc))
                 continue
             for s in group:

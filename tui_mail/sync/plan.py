@@ -561,6 +561,10 @@ def plan_folder(
     last_entry: dict[int, int] = {}
     for c in changes:
         last_entry[c.msg_id] = c.entry
+    # A message's changes reach the server in the order they were made: while one
+    # waits out its backoff, the later ones wait too (sent first, they would be
+    # undone by it when it is replayed).
+    held: set[int] = set()
     for c in changes:
         last = last_entry[c.msg_id] == c.entry
         row = by_id.get(c.msg_id)
@@ -578,10 +582,12 @@ def plan_folder(
         if uid is None or uid in gone_set:
             why = "the message is not on the server" if uid is None else "deleted on the server"
             steps.append(DropChange(folder, c.entry, c.msg_id, why, last))
-        elif c.due:
+        elif c.due and c.msg_id not in held:
             key = row.key if row is not None else c.key
             sid = ServerId(uid=uid, uidvalidity=validity)
             steps.append(PushFlags(folder, c.entry, c.msg_id, key, sid, c.add, c.remove, last))
+        else:
+            held.add(c.msg_id)
 
     if new:
         steps.append(Fetch(folder, tuple(new)))
