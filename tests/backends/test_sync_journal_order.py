@@ -5,7 +5,7 @@ Found by a review with reproducers: a refused push let a later change of the sam
 message go first and be undone by the replay of the older one; a crash between
 dropping a journal entry and clearing `pending` left a message whose server flags
 never arrived again; a flag change made offline was dropped when the message was
-moved or deleted before the next sync.
+moved or deleted before the next sync, or when the index was rebuilt.
 """
 
 from __future__ import annotations
@@ -146,6 +146,33 @@ async def test_a_change_waiting_out_its_backoff_holds_back_the_later_ones(
         assert "\\Flagged" not in flags_on_server(ms, mid)
         [row] = store.index.page(USER, "INBOX", 0, 10)
         assert not row.pending
+    finally:
+        await b.close()
+
+
+async def test_an_offline_change_survives_an_index_rebuild(
+    ms: Mailstack, store: AccountStore
+) -> None:
+    """`tui-mail index rebuild` gives every row a new id; the journal names rows by id."""
+    mid = "<rebuild-1@tui-mail.test>"
+    deliver_lmtp(ms, USER, sample(1, "rebuild"))
+    journal = Journal(store.index)
+    b = make(ms)
+    try:
+        await sync_account(b, store, journal=journal)
+        offline_flag(store, journal, ref_of(store, "INBOX", mid), add={Flag.FLAGGED})
+        store.rebuild()
+        [row] = store.index.page(USER, "INBOX", 0, 10)
+        assert row.pending and Flag.FLAGGED in row.flags
+        [entry] = journal.pending(USER)
+        assert entry.payload["id"] == row.ref.id
+        # What the worker does: sync (matching the rows again), then replay.
+        await sync_account(b, store, journal=journal)
+        await push_pending(b, store, journal)
+        assert "\\Flagged" in flags_on_server(ms, mid)
+        [(_, letters)] = local_files(store)[mid]
+        assert letters == "F"
+        assert journal.count_pending(USER) == 0
     finally:
         await b.close()
 

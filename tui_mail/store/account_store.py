@@ -27,6 +27,7 @@ from tui_mail.store.bulk import (
     take_prestarted,
 )
 from tui_mail.store.index import IndexedFile, MailIndex
+from tui_mail.store.journal import Journal
 from tui_mail.store.maildir import (
     INBOX,
     MaildirStore,
@@ -382,9 +383,26 @@ class AccountStore:
         return result
 
     def rebuild(self) -> RescanResult:
-        """Forget the account's rows and index everything on disk again."""
+        """Forget the account's rows and index everything on disk again.
+
+        The journal is kept, and each change waiting in it is pointed at its message's
+        new row (found by folder and file key), which is pending again: otherwise the
+        next sync would drop the change (its old id names no row) and put the
+        server's flags over the user's.
+        """
         self.index.clear_account(self.account)
-        return self.rescan()
+        result = self.rescan()
+        journal = Journal(self.index)
+        with self.index.transaction():
+            for entry in journal.pending(self.account):
+                folder, key = entry.payload.get("folder"), entry.payload.get("key")
+                if "id" not in entry.payload or not isinstance(folder, str):
+                    continue  # not about a stored message (a send, say)
+                info = self.index.file_info(self.account, folder, str(key))
+                if info is not None:
+                    journal.retarget(entry.id, info.id)
+                    self.index.set_pending([info.id], True)
+        return result
 
     def _rescan_folder(self, folder: str) -> RescanResult:
         disk_new, disk_cur = self.maildir.list_names(folder)

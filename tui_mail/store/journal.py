@@ -84,6 +84,18 @@ class Journal:
         with self.index.transaction() as conn:
             conn.execute("DELETE FROM journal WHERE id = ?", (entry_id,))
 
+    def retarget(self, entry_id: int, msg_id: int) -> None:
+        """Point an entry at the message's row under a new id (an index rebuild)."""
+        found = self.get(entry_id)
+        if found is None:
+            return
+        text = json.dumps({**found.payload, "id": msg_id}, separators=(",", ":"), sort_keys=True)
+        with self.index.transaction() as conn:
+            conn.execute(
+                "UPDATE journal SET payload = ?, updated = ? WHERE id = ?",
+                (text, time.time(), entry_id),
+            )
+
     def mark_failed(self, entry_id: int, error: str, retry_at: float) -> None:
         with self.index.transaction() as conn:
             conn.execute(
