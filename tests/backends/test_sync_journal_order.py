@@ -5,11 +5,13 @@ Found by a review with reproducers: a refused push let a later change of the sam
 message go first and be undone by the replay of the older one; a crash between
 dropping a journal entry and clearing `pending` left a message whose server flags
 never arrived again; a flag change made offline was dropped when the message was
-moved or deleted before the next sync, or when the index was rebuilt.
+moved or deleted before the next sync, when the index was rebuilt, or when its
+folder was renamed on the server.
 """
 
 from __future__ import annotations
 
+import imaplib
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -171,6 +173,33 @@ async def test_an_offline_change_survives_an_index_rebuild(
         await push_pending(b, store, journal)
         assert "\\Flagged" in flags_on_server(ms, mid)
         [(_, letters)] = local_files(store)[mid]
+        assert letters == "F"
+        assert journal.count_pending(USER) == 0
+    finally:
+        await b.close()
+
+
+async def test_an_offline_change_follows_its_folder_renamed_on_the_server(
+    ms: Mailstack, store: AccountStore
+) -> None:
+    mid = "<ren-1@tui-mail.test>"
+    c = imap(ms)
+    c.create("Work")
+    c.append("Work", "", imaplib.Time2Internaldate(time.time()), sample(1, "ren"))
+    c.logout()
+    journal = Journal(store.index)
+    b = make(ms)
+    try:
+        await sync_account(b, store, journal=journal)
+        offline_flag(store, journal, ref_of(store, "Work", mid), add={Flag.FLAGGED})
+        c = imap(ms)
+        c.rename("Work", "Projects")
+        c.logout()
+        result = await sync_account(b, store, journal=journal)
+        assert result.renamed == [("Work", "Projects")]
+        # The change followed the folder and went out in the same run.
+        assert "\\Flagged" in flags_on_server(ms, mid, "Projects")
+        [(_, letters)] = local_files(store, "Projects")[mid]
         assert letters == "F"
         assert journal.count_pending(USER) == 0
     finally:

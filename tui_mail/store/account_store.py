@@ -348,7 +348,10 @@ class AccountStore:
 
     def rename_folder(self, old: str, new: str) -> None:
         self.maildir.rename_folder(old, new)
-        self.index.rename_folder(self.account, old, new)
+        with self.index.transaction():
+            self.index.rename_folder(self.account, old, new)
+            # Waiting changes name the folder they are pushed to: they follow too.
+            Journal(self.index).rename_folder(self.account, old, new)
 
     def folders(self) -> list[Folder]:
         """Every folder on disk, INBOX first, with counts and roles."""

@@ -47,15 +47,19 @@ def _entry(row: tuple[Any, ...]) -> JournalEntry:
     )
 
 
+def _encode(op: str, payload: dict[str, Any]) -> str:
+    try:
+        return json.dumps(payload, separators=(",", ":"), sort_keys=True)
+    except (TypeError, ValueError) as exc:
+        raise StoreError(f"journal: payload of {op!r} is not JSON: {exc}") from exc
+
+
 class Journal:
     def __init__(self, index: MailIndex) -> None:
         self.index = index
 
     def add(self, account: str, op: str, payload: dict[str, Any]) -> int:
-        try:
-            text = json.dumps(payload, separators=(",", ":"), sort_keys=True)
-        except (TypeError, ValueError) as exc:
-            raise StoreError(f"journal: payload of {op!r} is not JSON: {exc}") from exc
+        text = _encode(op, payload)
         now = time.time()
         with self.index.transaction() as conn:
             cur = conn.execute(
@@ -87,13 +91,23 @@ class Journal:
     def retarget(self, entry_id: int, msg_id: int) -> None:
         """Point an entry at the message's row under a new id (an index rebuild)."""
         found = self.get(entry_id)
-        if found is None:
-            return
-        text = json.dumps({**found.payload, "id": msg_id}, separators=(",", ":"), sort_keys=True)
+        if found is not None:
+            self._set_payload(found, {**found.payload, "id": msg_id})
+
+    def rename_folder(self, account: str, old: str, new: str) -> None:
+        """Entries about messages in `old` (or a folder inside it) follow it to `new`."""
+        prefix = old + "/"
+        for entry in self.pending(account):
+            folder = entry.payload.get("folder")
+            if isinstance(folder, str) and (folder == old or folder.startswith(prefix)):
+                self._set_payload(entry, {**entry.payload, "folder": new + folder[len(old) :]})
+
+    def _set_payload(self, entry: JournalEntry, payload: dict[str, Any]) -> None:
+        text = _encode(entry.op, payload)
         with self.index.transaction() as conn:
             conn.execute(
                 "UPDATE journal SET payload = ?, updated = ? WHERE id = ?",
-                (text, time.time(), entry_id),
+                (text, time.time(), entry.id),
             )
 
     def mark_failed(self, entry_id: int, error: str, retry_at: float) -> None:
