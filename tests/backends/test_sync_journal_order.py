@@ -11,9 +11,10 @@ folder was renamed on the server.
 
 from __future__ import annotations
 
+import contextlib
 import imaplib
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -21,12 +22,13 @@ from servers.harness import Mailstack, deliver_lmtp, reset_user_mail
 from test_imap_account import Events, message, server_flags, write_config
 from test_imap_sync import USER, imap, local_files, make, ref_of, sample
 
+from tui_mail.backends.imap.backend import ImapReceiveBackend
 from tui_mail.config.load import load_config
 from tui_mail.core import commands as cmd
 from tui_mail.core import events as ev
 from tui_mail.core.errors import ProtocolError
 from tui_mail.core.flags import Flag, FlagSet
-from tui_mail.core.models import MessageRef
+from tui_mail.core.models import Envelope, MessageRef
 from tui_mail.store.account_store import AccountStore
 from tui_mail.store.index import MailIndex
 from tui_mail.store.journal import Journal
@@ -94,17 +96,50 @@ def refuse_first_store(backend: object) -> None:
     backend.set_flags = flaky  # type: ignore[attr-defined]
 
 
-async def test_a_refused_change_holds_back_the_later_ones_of_its_message(
-    ms: Mailstack, store: AccountStore
-) -> None:
-    mid = "<order-1@tui-mail.test>"
-    deliver_lmtp(ms, USER, sample(1, "order"))
+@contextlib.asynccontextmanager
+async def flagged_offline(
+    ms: Mailstack, store: AccountStore, tag: str
+) -> AsyncIterator[tuple[ImapReceiveBackend, Journal, MessageRef]]:
+    """Message <TAG-1@tui-mail.test> synced into `store`, then flagged while offline."""
+    deliver_lmtp(ms, USER, sample(1, tag))
     journal = Journal(store.index)
     b = make(ms)
     try:
         await sync_account(b, store, journal=journal)
-        # Offline: flagged, then unflagged again. The last action is "unflagged".
-        ref = offline_flag(store, journal, ref_of(store, "INBOX", mid), add={Flag.FLAGGED})
+        ref = ref_of(store, "INBOX", f"<{tag}-1@tui-mail.test>")
+        yield b, journal, offline_flag(store, journal, ref, add={Flag.FLAGGED})
+    finally:
+        await b.close()
+
+
+@contextlib.asynccontextmanager
+async def worker_flagged_offline(
+    ms: Mailstack, tmp_path: Path
+) -> AsyncIterator[tuple[Runtime, Events, Envelope]]:
+    """An account worker that synced one message, went offline and flagged it."""
+    deliver_lmtp(ms, USER, message(1))
+    config = load_config(write_config(tmp_path, ms, security="tls"))
+    events = Events()
+    runtime = Runtime(config)
+    await runtime.start(events, initial_sync=False, poll=False)
+    try:
+        assert isinstance(await events.run(runtime, cmd.SyncNow()), ev.Done)
+        await events.run(runtime, cmd.Disconnect())
+        [row] = runtime.index.page(USER, "INBOX", 0, 10)
+        flag = cmd.SetFlags(refs=(row.ref,), add=frozenset({Flag.FLAGGED}))
+        assert isinstance(await events.run(runtime, flag), ev.Done)
+        [row] = runtime.index.page(USER, "INBOX", 0, 10)
+        yield runtime, events, row
+    finally:
+        await runtime.stop()
+
+
+async def test_a_refused_change_holds_back_the_later_ones_of_its_message(
+    ms: Mailstack, store: AccountStore
+) -> None:
+    mid = "<order-1@tui-mail.test>"
+    async with flagged_offline(ms, store, "order") as (b, journal, ref):
+        # Then unflagged again, still offline. The last action is "unflagged".
         offline_flag(store, journal, ref, remove={Flag.FLAGGED})
         refuse_first_store(b)
         await sync_account(b, store, journal=journal)
@@ -120,21 +155,14 @@ async def test_a_refused_change_holds_back_the_later_ones_of_its_message(
         assert "F" not in letters
         [row] = store.index.page(USER, "INBOX", 0, 10)
         assert not row.pending
-    finally:
-        await b.close()
 
 
 async def test_a_change_waiting_out_its_backoff_holds_back_the_later_ones(
     ms: Mailstack, store: AccountStore
 ) -> None:
     """The worker's own replay (push_pending, after each change while connected)."""
-    mid = "<order-2@tui-mail.test>"
-    deliver_lmtp(ms, USER, sample(2, "order"))
-    journal = Journal(store.index)
-    b = make(ms)
-    try:
-        await sync_account(b, store, journal=journal)
-        ref = offline_flag(store, journal, ref_of(store, "INBOX", mid), add={Flag.FLAGGED})
+    mid = "<backoff-1@tui-mail.test>"
+    async with flagged_offline(ms, store, "backoff") as (b, journal, ref):
         [first] = journal.pending(USER)
         journal.mark_failed(first.id, "refused earlier", time.time() + 3600)
         offline_flag(store, journal, ref, remove={Flag.FLAGGED})
@@ -148,8 +176,6 @@ async def test_a_change_waiting_out_its_backoff_holds_back_the_later_ones(
         assert "\\Flagged" not in flags_on_server(ms, mid)
         [row] = store.index.page(USER, "INBOX", 0, 10)
         assert not row.pending
-    finally:
-        await b.close()
 
 
 async def test_an_offline_change_survives_an_index_rebuild(
@@ -157,12 +183,7 @@ async def test_an_offline_change_survives_an_index_rebuild(
 ) -> None:
     """`tui-mail index rebuild` gives every row a new id; the journal names rows by id."""
     mid = "<rebuild-1@tui-mail.test>"
-    deliver_lmtp(ms, USER, sample(1, "rebuild"))
-    journal = Journal(store.index)
-    b = make(ms)
-    try:
-        await sync_account(b, store, journal=journal)
-        offline_flag(store, journal, ref_of(store, "INBOX", mid), add={Flag.FLAGGED})
+    async with flagged_offline(ms, store, "rebuild") as (b, journal, _):
         store.rebuild()
         [row] = store.index.page(USER, "INBOX", 0, 10)
         assert row.pending and Flag.FLAGGED in row.flags
@@ -175,8 +196,6 @@ async def test_an_offline_change_survives_an_index_rebuild(
         [(_, letters)] = local_files(store)[mid]
         assert letters == "F"
         assert journal.count_pending(USER) == 0
-    finally:
-        await b.close()
 
 
 async def test_an_offline_change_follows_its_folder_renamed_on_the_server(
@@ -214,12 +233,7 @@ async def test_a_crash_while_settling_a_change_leaves_it_to_replay(
     ms: Mailstack, store: AccountStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     mid = "<settle-1@tui-mail.test>"
-    deliver_lmtp(ms, USER, sample(1, "settle"))
-    journal = Journal(store.index)
-    b = make(ms)
-    try:
-        await sync_account(b, store, journal=journal)
-        offline_flag(store, journal, ref_of(store, "INBOX", mid), add={Flag.FLAGGED})
+    async with flagged_offline(ms, store, "settle") as (b, journal, _):
         real = MailIndex.set_pending
 
         def dies(self: MailIndex, ids: object, pending: bool) -> None:
@@ -246,26 +260,13 @@ async def test_a_crash_while_settling_a_change_leaves_it_to_replay(
         await sync_account(b, store, journal=journal)
         [(_, letters)] = local_files(store)[mid]
         assert letters == "S"
-    finally:
-        await b.close()
 
 
 @pytest.mark.parametrize("how", ["move", "delete"])
 async def test_a_flag_changed_offline_moves_with_its_message(
     ms: Mailstack, tmp_path: Path, how: str
 ) -> None:
-    deliver_lmtp(ms, USER, message(1))
-    config = load_config(write_config(tmp_path, ms, security="tls"))
-    events = Events()
-    runtime = Runtime(config)
-    await runtime.start(events, initial_sync=False, poll=False)
-    try:
-        assert isinstance(await events.run(runtime, cmd.SyncNow()), ev.Done)
-        await events.run(runtime, cmd.Disconnect())
-        [row] = runtime.index.page(USER, "INBOX", 0, 10)
-        flag = cmd.SetFlags(refs=(row.ref,), add=frozenset({Flag.FLAGGED}))
-        assert isinstance(await events.run(runtime, flag), ev.Done)
-        [row] = runtime.index.page(USER, "INBOX", 0, 10)
+    async with worker_flagged_offline(ms, tmp_path) as (runtime, events, row):
         assert row.pending and Flag.FLAGGED in row.flags
         # The move connects by itself; the change goes out before the message moves.
         if how == "move":
@@ -278,24 +279,12 @@ async def test_a_flag_changed_offline_moves_with_its_message(
         assert "\\Flagged" in server_flags(ms, target)["account 1"]
         [moved] = runtime.index.page(USER, target, 0, 10)
         assert Flag.FLAGGED in moved.flags and not moved.pending
-    finally:
-        await runtime.stop()
 
 
 async def test_a_move_whose_pending_change_is_refused_moves_nothing(
     ms: Mailstack, tmp_path: Path
 ) -> None:
-    deliver_lmtp(ms, USER, message(1))
-    config = load_config(write_config(tmp_path, ms, security="tls"))
-    events = Events()
-    runtime = Runtime(config)
-    await runtime.start(events, initial_sync=False, poll=False)
-    try:
-        assert isinstance(await events.run(runtime, cmd.SyncNow()), ev.Done)
-        await events.run(runtime, cmd.Disconnect())
-        [row] = runtime.index.page(USER, "INBOX", 0, 10)
-        flag = cmd.SetFlags(refs=(row.ref,), add=frozenset({Flag.FLAGGED}))
-        assert isinstance(await events.run(runtime, flag), ev.Done)
+    async with worker_flagged_offline(ms, tmp_path) as (runtime, events, row):
         backend = runtime.receive_backend(USER)
         assert backend is not None
         refuse_first_store(backend)
@@ -306,5 +295,3 @@ async def test_a_move_whose_pending_change_is_refused_moves_nothing(
         assert still.pending and Flag.FLAGGED in still.flags
         assert "account 1" in server_flags(ms, "INBOX")
         assert not server_flags(ms, "Archive")
-    finally:
-        await runtime.stop()
